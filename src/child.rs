@@ -1,0 +1,200 @@
+//! Running the command: its environment, its output pumps, its exit status.
+//!
+//! The command inherits stdin untouched. When redacting, its stdout and stderr are pipes, each
+//! drained by one pump thread through its own [`RedactWriter`] straight to our fd 1 / fd 2
+//! (unbuffered, so a prompt without a newline shows at once). The exit code is the command's,
+//! or 128+N when signal N killed it.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroize;
+
+use crate::error::{Error, exit};
+use crate::redact::Redactor;
+use crate::signals::Signals;
+
+/// How long the pumps wait for more output once the command has exited and the pipes are idle:
+/// a background process it left behind may hold them open forever.
+const DRAIN_IDLE: Duration = Duration::from_millis(100);
+/// The most the pumps keep relaying after the command has exited.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
+/// Pipe capacity asked for, so a chatty command rarely blocks on us.
+const PIPE_SIZE: libc::c_int = 1 << 20;
+
+/// What to run and with what.
+pub struct Launch<'a> {
+    pub command: &'a [OsString],
+    /// Variables to set (values may be secrets).
+    pub set: Vec<(&'a str, &'a [u8])>,
+    /// Variables to remove (credentials stepsecret consumed).
+    pub remove: Vec<String>,
+    /// Mask the command's output with this, or let it write to our stdout/stderr directly.
+    pub redactor: Option<Arc<Redactor>>,
+}
+
+/// Runs the command to completion and returns the exit code to pass on.
+pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
+    let (program, args) = launch
+        .command
+        .split_first()
+        .ok_or_else(|| Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::inherit());
+    for name in &launch.remove {
+        cmd.env_remove(name);
+    }
+    for (name, value) in &launch.set {
+        cmd.env(name, OsStr::from_bytes(value));
+    }
+    if launch.redactor.is_some() {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let spawned = cmd.spawn();
+    // The Command holds copies of the values; drop them as soon as the child has its own.
+    drop(cmd);
+    let mut child = spawned.map_err(|e| spawn_error(program, &e))?;
+    signals.attach(child.id());
+
+    let exited: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let mut pumps: Vec<JoinHandle<io::Result<()>>> = Vec::new();
+    if let Some(redactor) = &launch.redactor {
+        let outputs: [(Option<OwnedFd>, io::Result<OwnedFd>); 2] = [
+            (child.stdout.take().map(OwnedFd::from), io::stdout().as_fd().try_clone_to_owned()),
+            (child.stderr.take().map(OwnedFd::from), io::stderr().as_fd().try_clone_to_owned()),
+        ];
+        for (source, sink) in outputs {
+            let (Some(source), Ok(sink)) = (source, sink) else {
+                continue;
+            };
+            let (redactor, exited) = (Arc::clone(redactor), Arc::clone(&exited));
+            let pump = std::thread::Builder::new()
+                .name("pump".into())
+                .spawn(move || pump(source, File::from(sink), &redactor, &exited))
+                .map_err(|e| Error::os("cannot start an output thread", e))?;
+            pumps.push(pump);
+        }
+    }
+
+    // Wait without reaping, stop forwarding, then reap: a signal can never reach a recycled pid.
+    wait_for_exit(child.id());
+    signals.detach();
+    let status = child
+        .wait()
+        .map_err(|e| Error::os("cannot wait for the command", e))?;
+    let _ = exited.set(Instant::now());
+    for pump in pumps {
+        match pump.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("stepsecret: warning: output was cut short: {e}"),
+            Err(_) => eprintln!("stepsecret: warning: an output thread panicked"),
+        }
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => 128u8.wrapping_add(signal as u8),
+        (None, None) => exit::SOFTWARE,
+    })
+}
+
+fn spawn_error(program: &OsStr, e: &io::Error) -> Error {
+    let program = program.to_string_lossy().into_owned();
+    let (reason, code) = match e.kind() {
+        io::ErrorKind::NotFound => ("command not found".to_string(), exit::NOT_FOUND),
+        io::ErrorKind::PermissionDenied => ("permission denied".to_string(), exit::CANNOT_EXECUTE),
+        _ => (crate::spec::plain_io_error(e), exit::CANNOT_EXECUTE),
+    };
+    Error::Spawn {
+        program,
+        reason,
+        code,
+    }
+}
+
+/// Blocks until `pid` has exited, leaving it to be reaped.
+fn wait_for_exit(pid: u32) {
+    loop {
+        // SAFETY: waitid writes only into `info`, which is a valid, zeroed siginfo_t.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// Copies `source` to `sink` through the redactor until EOF, or until the pipe has been idle
+/// for a moment after the command exited.
+fn pump(source: OwnedFd, sink: File, redactor: &Redactor, exited: &OnceLock<Instant>) -> io::Result<()> {
+    // SAFETY: fcntl on a pipe fd we own; failure only means the default size stays.
+    unsafe {
+        libc::fcntl(source.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+    let mut source = File::from(source);
+    let mut writer = redactor.writer(sink);
+    let mut buf = vec![0u8; 1 << 16];
+    let result = loop {
+        if !readable(&source, Duration::from_millis(50)) {
+            match exited.get() {
+                Some(at) if at.elapsed() >= DRAIN_IDLE => break Ok(()),
+                _ => continue,
+            }
+        }
+        let n = match source.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = writer.write_all(&buf[..n]) {
+            // Our reader went away (e.g. `| head`): stop reading so the command sees EPIPE.
+            break if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) };
+        }
+        if exited.get().is_some_and(|at| at.elapsed() >= DRAIN_MAX) {
+            break Ok(());
+        }
+    };
+    buf.zeroize();
+    let finished = writer.finish().map(drop);
+    result.and(finished.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }))
+}
+
+/// Whether `file` has data (or EOF) within `timeout`.
+fn readable(file: &File, timeout: Duration) -> bool {
+    let mut fds = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut fds, 1, timeout.as_millis() as libc::c_int) };
+    rc != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_errors_use_shell_conventions() {
+        let e = spawn_error(OsStr::new("nope"), &io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(e.exit_code(), 127);
+        let e = spawn_error(OsStr::new("x"), &io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(e.exit_code(), 126);
+    }
+}

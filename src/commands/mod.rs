@@ -1,0 +1,26 @@
+//! The subcommands. Each takes its parsed arguments and returns the exit code to end with, or
+//! an error that `main` prints and maps to its exit code.
+
+mod check;
+mod keys;
+mod redact;
+mod run;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+
+/// Runs the subcommand the user chose.
+pub fn dispatch(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::check(args),
+        Command::Redact(args) => redact::redact(args),
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Seal(args) => keys::seal(args),
+    }
+}
+
+/// Prints a warning line on stderr.
+pub(crate) fn warn(message: impl std::fmt::Display) {
+    eprintln!("stepsecret: warning: {message}");
+}

@@ -1,0 +1,72 @@
+//! `stepsecret redact`: the run's redactor as a stdin-to-stdout filter, for output produced
+//! outside `stepsecret run` (a log file, another tool's output).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+
+use secrecy::ExposeSecret;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::warn;
+use crate::cli::RedactArgs;
+use crate::error::Error;
+use crate::plan::Plan;
+use crate::redact::{MIN_LEN, Redactor};
+use crate::resolve::resolve;
+
+pub fn redact(args: RedactArgs) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec)?;
+    if plan.entries.is_empty() && args.env.is_empty() {
+        return Err(Error::Usage(
+            "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME".into(),
+        ));
+    }
+    let vars = if plan.entries.is_empty() {
+        Vec::new()
+    } else {
+        resolve(&plan, &|| None)?.into_vars(&plan)?.0
+    };
+    let mut from_env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
+    for name in &args.env {
+        match std::env::var_os(name) {
+            Some(value) => from_env.push((name.clone(), Zeroizing::new(value.into_encoded_bytes()))),
+            None => warn(format!("--env {name}: the variable is not set; nothing to mask for it")),
+        }
+    }
+    let secrets = vars
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.expose_secret()))
+        .chain(from_env.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+    let (redactor, too_short) = Redactor::new(secrets);
+    for name in too_short {
+        warn(format!("{name} is shorter than {MIN_LEN} bytes and will not be masked"));
+    }
+
+    // fd 1 unbuffered: each read is passed on at once, without Stdout's line buffering.
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::os("cannot use stdout", e))?;
+    let mut writer = redactor.writer(File::from(stdout));
+    let mut stdin = io::stdin().lock();
+    let mut buf = vec![0u8; 1 << 16];
+    let result = loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = writer.write_all(&buf[..n]) {
+                    break Err(e);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    buf.zeroize();
+    match result.and_then(|()| writer.finish().map(drop)) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Error::io("cannot copy stdin to stdout", e)),
+    }
+}

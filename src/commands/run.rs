@@ -1,0 +1,94 @@
+//! `stepsecret run`: resolve everything, then run one command with the secrets.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use super::warn;
+use crate::child::{self, Launch};
+use crate::cli::RunArgs;
+use crate::error::Error;
+use crate::plan::{Plan, Target};
+use crate::redact::{MIN_LEN, Redactor};
+use crate::resolve::resolve;
+use crate::secret_files::SecretDir;
+use crate::signals::Signals;
+use crate::sources::ALWAYS_REMOVED;
+
+pub fn run(args: RunArgs) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec)?;
+    if plan.entries.is_empty() {
+        return Err(Error::Usage(
+            "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF or STEPSECRET_SECRETS".into(),
+        ));
+    }
+    let signals = Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
+    let (vars, mut sources) = resolve(&plan, &|| signals.received())?.into_vars(&plan)?;
+
+    // Values of env secrets must be valid in an environment; check before anything is written.
+    if let Some(var) = vars
+        .iter()
+        .find(|v| v.target == Target::Env && v.value.expose_secret().contains(&0))
+    {
+        return Err(Error::Resolve(vec![crate::error::Failure {
+            name: var.name.clone(),
+            reference: plan.entries[var.entry].reference.raw.clone(),
+            error: crate::error::SourceError::config(
+                "the value contains a NUL byte, which an environment variable cannot hold; use --file",
+            ),
+        }]));
+    }
+
+    let dir = if vars.iter().any(|v| v.target == Target::File) {
+        Some(SecretDir::create()?)
+    } else {
+        None
+    };
+    let mut paths = Vec::new();
+    if let Some(dir) = &dir {
+        for var in vars.iter().filter(|v| v.target == Target::File) {
+            paths.push((var.name.as_str(), dir.write(&var.name, var.value.expose_secret())?));
+        }
+    }
+
+    let redactor = if args.no_redact {
+        None
+    } else {
+        let (redactor, too_short) =
+            Redactor::new(vars.iter().map(|v| (v.name.as_str(), v.value.expose_secret())));
+        for name in too_short {
+            warn(format!(
+                "{name} is shorter than {MIN_LEN} bytes and will not be masked in the output"
+            ));
+        }
+        Some(Arc::new(redactor))
+    };
+
+    let mut remove: BTreeSet<String> = ALWAYS_REMOVED.iter().map(|s| s.to_string()).collect();
+    remove.extend(sources.consumed_env());
+    let mut set: Vec<(&str, &[u8])> = vars
+        .iter()
+        .filter(|v| v.target == Target::Env)
+        .map(|v| (v.name.as_str(), v.value.expose_secret()))
+        .collect();
+    set.extend(paths.iter().map(|(name, path)| (*name, path.as_os_str().as_encoded_bytes())));
+
+    if let Some(signal) = signals.received() {
+        return Err(Error::Interrupted(signal));
+    }
+    let launch = Launch {
+        command: &args.command,
+        set,
+        remove: remove.into_iter().collect(),
+        redactor,
+    };
+    let code = child::run(launch, &signals)?;
+    for event in sources.finish() {
+        if let Some(error) = event.error {
+            warn(format!("{}: {error}", event.what));
+        }
+    }
+    drop(dir);
+    Ok(code)
+}

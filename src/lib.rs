@@ -1,0 +1,22 @@
+//! stepsecret: fetch secrets at CI-job time and run one command with them, masked in its
+//! output.
+//!
+//! The library is the whole engine; `main.rs` only parses arguments and maps errors to exit
+//! codes. A run goes: [`cli`] (what the user typed) → [`plan`] (validated, no network) →
+//! [`resolve`] (every [`sources`] backend at once) → [`child`] (the command, its output through
+//! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
+
+pub mod child;
+pub mod cli;
+pub mod commands;
+pub mod dotenv;
+pub mod error;
+pub mod plan;
+pub mod redact;
+pub mod reference;
+pub mod resolve;
+pub mod secret;
+pub mod secret_files;
+pub mod signals;
+pub mod sources;
+pub mod spec;

@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use stepsecret::cli::Cli;
+use stepsecret::commands;
+use stepsecret::error::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            for line in err.to_string().lines() {
+                eprintln!("stepsecret: {line}");
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

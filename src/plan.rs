@@ -1,0 +1,358 @@
+//! The validated plan (stage two): every variable named once, with a valid name and a parsed
+//! reference, before anything is fetched.
+//!
+//! Entries come from the spec's [env], [files] and [expand] tables, from `-s` / `--file` flags,
+//! and from STEPSECRET_SECRETS. Mistakes in flags are usage errors (exit 64); mistakes in the
+//! spec or STEPSECRET_SECRETS are spec errors (exit 78). Both name where the entry came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::cli::SpecArgs;
+use crate::error::Error;
+use crate::reference::{Backend, Reference, Selector};
+use crate::spec::{AwsSettings, Spec, VaultSettings};
+
+/// The spec file used when --spec and STEPSECRET_SPEC are both absent, if it exists.
+pub const DEFAULT_SPEC: &str = "stepsecret.toml";
+
+/// Where the command receives a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// An environment variable holding the value.
+    Env,
+    /// A 0600 file holding the value; the variable holds its path.
+    File,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Env => "env",
+            Target::File => "file",
+        }
+    }
+}
+
+/// Where an entry was written, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Spec { path: PathBuf, line: usize },
+    SecretFlag,
+    FileFlag,
+    SecretsList { line: usize },
+}
+
+impl Origin {
+    fn is_flag(&self) -> bool {
+        matches!(self, Origin::SecretFlag | Origin::FileFlag)
+    }
+
+    /// The error type for a mistake made here.
+    fn error(&self, message: String) -> Error {
+        if self.is_flag() {
+            Error::Usage(format!("{self}: {message}"))
+        } else {
+            Error::Spec(format!("{self}: {message}"))
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Spec { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::SecretFlag => f.write_str("-s"),
+            Origin::FileFlag => f.write_str("--file"),
+            Origin::SecretsList { line } => write!(f, "STEPSECRET_SECRETS line {line}"),
+        }
+    }
+}
+
+/// One variable (or, for an expansion, one family of variables) to resolve.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The variable name, or for an expansion the name the user wrote.
+    pub name: String,
+    pub target: Target,
+    pub reference: Reference,
+    /// For an expansion: the prefix every top-level key is appended to.
+    pub expand: Option<String>,
+    pub origin: Origin,
+}
+
+/// Everything a run needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub entries: Vec<Entry>,
+    pub vault: VaultSettings,
+    pub aws: AwsSettings,
+    /// The folder relative `age://` paths start from: the spec's, else the working directory.
+    pub base_dir: PathBuf,
+    pub spec_path: Option<PathBuf>,
+    /// The overall fetch deadline, retries included.
+    pub timeout: Duration,
+}
+
+impl Plan {
+    /// Reads the spec (if any) and validates every entry. Touches no network.
+    pub fn build(args: &SpecArgs) -> Result<Plan, Error> {
+        let spec = match &args.spec {
+            Some(path) => Some(Spec::load(path)?),
+            None if Path::new(DEFAULT_SPEC).is_file() => Some(Spec::load(Path::new(DEFAULT_SPEC))?),
+            None => None,
+        };
+        let mut raw: Vec<RawEntry> = Vec::new();
+        if let Some(spec) = &spec {
+            let tables = [
+                (&spec.file.env, Target::Env, false),
+                (&spec.file.files, Target::File, false),
+                (&spec.file.expand, Target::Env, true),
+            ];
+            for (table, target, expand) in tables {
+                raw.extend(spec_entries(spec, table, target, expand));
+            }
+        }
+        for (flags, target, origin) in [
+            (&args.secret, Target::Env, Origin::SecretFlag),
+            (&args.file, Target::File, Origin::FileFlag),
+        ] {
+            for flag in flags {
+                raw.push(split_assignment(flag, target, origin.clone())?);
+            }
+        }
+        if let Some(list) = &args.secrets {
+            for (i, line) in list.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let origin = Origin::SecretsList { line: i + 1 };
+                raw.push(split_assignment(line, Target::Env, origin)?);
+            }
+        }
+
+        let mut entries: Vec<Entry> = Vec::with_capacity(raw.len());
+        let mut seen: BTreeMap<String, Origin> = BTreeMap::new();
+        for r in raw {
+            let entry = r.validate()?;
+            let key = entry.expand.as_ref().map_or_else(
+                || entry.name.clone(),
+                |prefix| format!("[expand] {prefix}"),
+            );
+            if let Some(first) = seen.get(&key) {
+                return Err(entry.origin.error(format!(
+                    "{} is already defined at {first}; each name may appear once",
+                    entry.name
+                )));
+            }
+            seen.insert(key, entry.origin.clone());
+            entries.push(entry);
+        }
+
+        let base_dir = spec
+            .as_ref()
+            .map_or_else(|| PathBuf::from("."), Spec::base_dir);
+        let (vault, aws) = spec
+            .as_ref()
+            .map(|s| (s.file.vault.clone(), s.file.aws.clone()))
+            .unwrap_or_default();
+        Ok(Plan {
+            entries,
+            vault,
+            aws,
+            base_dir,
+            spec_path: spec.map(|s| s.path),
+            timeout: args.timeout,
+        })
+    }
+
+    /// The backends this plan uses, each once.
+    pub fn backends(&self) -> Vec<Backend> {
+        let mut backends: Vec<Backend> = self.entries.iter().map(|e| e.reference.backend()).collect();
+        backends.sort();
+        backends.dedup();
+        backends
+    }
+}
+
+/// An entry before validation: text as written, and where.
+struct RawEntry {
+    name: String,
+    reference: String,
+    target: Target,
+    expand_table: bool,
+    origin: Origin,
+}
+
+fn spec_entries<'a>(
+    spec: &'a Spec,
+    table: &'a BTreeMap<Spanned<String>, Spanned<String>>,
+    target: Target,
+    expand_table: bool,
+) -> impl Iterator<Item = RawEntry> + 'a {
+    table.iter().map(move |(name, reference)| RawEntry {
+        name: name.get_ref().clone(),
+        reference: reference.get_ref().clone(),
+        target,
+        expand_table,
+        origin: Origin::Spec {
+            path: spec.path.clone(),
+            line: spec.line(name.span().start),
+        },
+    })
+}
+
+fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEntry, Error> {
+    match text.split_once('=') {
+        Some((name, reference)) => Ok(RawEntry {
+            name: name.trim().to_string(),
+            reference: reference.trim().to_string(),
+            target,
+            expand_table: false,
+            origin,
+        }),
+        None => Err(origin.error(format!(
+            "`{text}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)"
+        ))),
+    }
+}
+
+impl RawEntry {
+    fn validate(self) -> Result<Entry, Error> {
+        let origin = &self.origin;
+        let name_ok = if self.expand_table {
+            self.name.is_empty() || is_env_name(&self.name)
+        } else {
+            is_env_name(&self.name)
+        };
+        if !name_ok {
+            return Err(origin.error(format!(
+                "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
+                self.name
+            )));
+        }
+        if self.name.starts_with("STEPSECRET_") {
+            return Err(origin.error(format!(
+                "{} is reserved: names starting with STEPSECRET_ configure stepsecret itself",
+                self.name
+            )));
+        }
+        let reference: Reference = self
+            .reference
+            .parse()
+            .map_err(|e| origin.error(format!("{}: {e}", self.name)))?;
+        let expand = if self.expand_table {
+            Some(self.name.clone())
+        } else if reference.selector == Selector::All {
+            if self.target == Target::File {
+                return Err(origin.error(format!(
+                    "{}: #* expands into variables and cannot be written to one file; name a key instead",
+                    self.name
+                )));
+            }
+            Some(format!("{}_", self.name))
+        } else {
+            None
+        };
+        Ok(Entry {
+            name: self.name,
+            target: self.target,
+            reference,
+            expand,
+            origin: self.origin,
+        })
+    }
+}
+
+/// Whether `name` can be an environment variable a shell can read: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(secrets: &[&str], files: &[&str], list: Option<&str>) -> SpecArgs {
+        SpecArgs {
+            spec: None,
+            secret: secrets.iter().map(|s| s.to_string()).collect(),
+            file: files.iter().map(|s| s.to_string()).collect(),
+            secrets: list.map(str::to_string),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn build_err(a: SpecArgs) -> (String, u8) {
+        let e = Plan::build(&a).unwrap_err();
+        (e.to_string(), e.exit_code())
+    }
+
+    #[test]
+    fn flags_and_list_combine() {
+        let plan = Plan::build(&args(
+            &["A=age://s.age#a"],
+            &["B=age://s.age#b"],
+            Some("# comment\n\nC=age://s.age#c\r\n"),
+        ))
+        .unwrap();
+        let names: Vec<_> = plan.entries.iter().map(|e| (e.name.as_str(), e.target)).collect();
+        assert_eq!(
+            names,
+            [("A", Target::Env), ("B", Target::File), ("C", Target::Env)]
+        );
+        assert_eq!(plan.backends(), [Backend::Age]);
+    }
+
+    #[test]
+    fn duplicates_are_refused_naming_both_places() {
+        let (msg, code) = build_err(args(&["A=age://s.age#a"], &[], Some("A=age://s.age#b")));
+        assert_eq!(code, 78);
+        assert!(msg.contains("STEPSECRET_SECRETS line 1") && msg.contains("-s"), "{msg}");
+    }
+
+    #[test]
+    fn flag_mistakes_are_usage_errors_and_list_mistakes_spec_errors() {
+        assert_eq!(build_err(args(&["A"], &[], None)).1, 64);
+        assert_eq!(build_err(args(&["1A=age://x#k"], &[], None)).1, 64);
+        assert_eq!(build_err(args(&["A=nope"], &[], None)).1, 64);
+        let (msg, code) = build_err(args(&[], &[], Some("A=age://x#k\nB=s3://x")));
+        assert_eq!(code, 78);
+        assert!(msg.starts_with("STEPSECRET_SECRETS line 2: B: unknown scheme"), "{msg}");
+        assert!(build_err(args(&["STEPSECRET_X=age://x#k"], &[], None)).0.contains("reserved"));
+    }
+
+    #[test]
+    fn expansion_prefixes() {
+        let plan = Plan::build(&args(&["DB=age://s.age#*"], &[], None)).unwrap();
+        assert_eq!(plan.entries[0].expand.as_deref(), Some("DB_"));
+        assert!(build_err(args(&[], &["DB=age://s.age#*"], None)).0.contains("cannot be written"));
+    }
+
+    #[test]
+    fn spec_entries_carry_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stepsecret.toml");
+        std::fs::write(&path, "[env]\nA = \"age://a.age#k\"\n\n[files]\nB = \"vault:/x\"\n").unwrap();
+        let mut a = args(&[], &[], None);
+        a.spec = Some(path.clone());
+        let (msg, code) = build_err(a);
+        assert_eq!(code, 78);
+        assert!(msg.starts_with(&format!("{}:5: B: ", path.display())), "{msg}");
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("_A1"));
+        assert!(!is_env_name(""));
+        assert!(!is_env_name("A-B"));
+        assert!(!is_env_name("9A"));
+    }
+}

@@ -1,0 +1,522 @@
+//! Secret references: `vault://`, `aws-sm://` and `age://` strings parsed into typed values.
+//!
+//! A reference says where a secret lives (the [`Location`], which a backend fetches) and which
+//! part of it to take (the [`Selector`], which the core applies to whatever came back, so every
+//! backend selects keys the same way):
+//!
+//! ```text
+//! vault://MOUNT/PATH[?version=N][#KEY | #/json/pointer | #*]
+//! aws-sm://NAME-OR-ARN[?version-stage=S | ?version-id=ID][&region=R][#KEY | #/pointer | #*]
+//! age://RELATIVE/PATH[#KEY | #/pointer | #*]        (age:///abs/path for an absolute path)
+//! ```
+//!
+//! The query may also follow the fragment (`#password?version=2`), the way people tend to write
+//! it after reading `vault://MOUNT/PATH#KEY`; it is only taken as a query when every part of it
+//! is a known parameter, so a key that happens to contain `?` still works.
+
+use std::fmt;
+
+/// The backends a reference can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    Vault,
+    Aws,
+    Age,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Vault, Backend::Aws, Backend::Age];
+
+    /// The scheme, without `://`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Backend::Vault => "vault",
+            Backend::Aws => "aws-sm",
+            Backend::Age => "age",
+        }
+    }
+
+    fn from_scheme(scheme: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.scheme() == scheme)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme())
+    }
+}
+
+/// Where a secret lives: what a backend fetches. Two references with equal locations are
+/// fetched once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Location {
+    Vault(VaultLocation),
+    Aws(AwsLocation),
+    Age(AgeLocation),
+}
+
+impl Location {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Location::Vault(_) => Backend::Vault,
+            Location::Aws(_) => Backend::Aws,
+            Location::Age(_) => Backend::Age,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Vault(v) => {
+                write!(f, "vault://{}", v.path)?;
+                if let Some(version) = v.version {
+                    write!(f, "?version={version}")?;
+                }
+                Ok(())
+            }
+            Location::Aws(a) => {
+                write!(f, "aws-sm://{}", a.secret_id)?;
+                let mut sep = '?';
+                for (key, value) in [
+                    ("version-stage", &a.version_stage),
+                    ("version-id", &a.version_id),
+                    ("region", &a.region),
+                ] {
+                    if let Some(value) = value {
+                        write!(f, "{sep}{key}={value}")?;
+                        sep = '&';
+                    }
+                }
+                Ok(())
+            }
+            Location::Age(a) => write!(f, "age://{}", a.path),
+        }
+    }
+}
+
+/// A Vault / OpenBao path: the mount and the path inside it, not yet told apart (the source
+/// asks the server where the mount ends).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VaultLocation {
+    /// `MOUNT/PATH`, without leading or trailing slashes.
+    pub path: String,
+    /// A KV v2 version (`?version=N`).
+    pub version: Option<u64>,
+}
+
+/// An AWS Secrets Manager secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AwsLocation {
+    /// A name, a full ARN or a partial ARN.
+    pub secret_id: String,
+    pub version_stage: Option<String>,
+    pub version_id: Option<String>,
+    /// `?region=`; otherwise the ARN's region, the spec's, or the SDK's default.
+    pub region: Option<String>,
+}
+
+impl AwsLocation {
+    /// The region written in the secret's ARN, if it is one.
+    pub fn arn_region(&self) -> Option<&str> {
+        let mut parts = self.secret_id.strip_prefix("arn:")?.split(':');
+        let _partition = parts.next()?;
+        let _service = parts.next()?;
+        parts.next().filter(|r| !r.is_empty())
+    }
+}
+
+/// An age-encrypted file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgeLocation {
+    /// As written: relative to the spec file's folder, or absolute when it starts with `/`.
+    pub path: String,
+}
+
+/// Which part of the fetched secret a reference takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Selector {
+    /// No `#`: the whole value.
+    Whole,
+    /// `#KEY`: a top-level key of a JSON object or dotenv file.
+    Key(String),
+    /// `#/a/b`: a JSON pointer (RFC 6901) into nested JSON.
+    Pointer(String),
+    /// `#*`: every top-level key, each becoming its own variable.
+    All,
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Whole => Ok(()),
+            Selector::Key(k) | Selector::Pointer(k) => write!(f, "#{k}"),
+            Selector::All => f.write_str("#*"),
+        }
+    }
+}
+
+/// A parsed reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The text as the user wrote it, for messages.
+    pub raw: String,
+    pub location: Location,
+    pub selector: Selector,
+}
+
+impl Reference {
+    pub fn backend(&self) -> Backend {
+        self.location.backend()
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Why a reference did not parse. The message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReferenceError(pub String);
+
+const PARAMS: [&str; 4] = ["version", "version-stage", "version-id", "region"];
+
+impl std::str::FromStr for Reference {
+    type Err = ReferenceError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let err = |msg: String| Err(ReferenceError(msg));
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return err(format!(
+                "reference `{}` contains whitespace or a control character",
+                raw.escape_debug()
+            ));
+        }
+        let Some((scheme, rest)) = raw.split_once("://") else {
+            return err(format!(
+                "`{raw}` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+            ));
+        };
+        let Some(backend) = Backend::from_scheme(scheme) else {
+            return err(format!(
+                "unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm:// or age://"
+            ));
+        };
+
+        let (before_fragment, fragment) = match rest.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (rest, None),
+        };
+        let (body, mut query) = match before_fragment.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (before_fragment, None),
+        };
+        let mut fragment = fragment;
+        if query.is_none()
+            && let Some(f) = fragment
+            && let Some((key, q)) = f.split_once('?')
+            && q.split('&')
+                .all(|kv| kv.split_once('=').is_some_and(|(k, _)| PARAMS.contains(&k)))
+        {
+            fragment = Some(key);
+            query = Some(q);
+        }
+
+        let params = parse_query(raw, query)?;
+        let selector = parse_selector(raw, fragment)?;
+        let location = match backend {
+            Backend::Vault => Location::Vault(vault_location(raw, body, &params)?),
+            Backend::Aws => Location::Aws(aws_location(raw, body, &params)?),
+            Backend::Age => Location::Age(age_location(raw, body, &params)?),
+        };
+        Ok(Reference {
+            raw: raw.to_string(),
+            location,
+            selector,
+        })
+    }
+}
+
+type Params<'a> = Vec<(&'a str, &'a str)>;
+
+fn parse_query<'a>(raw: &str, query: Option<&'a str>) -> Result<Params<'a>, ReferenceError> {
+    let Some(query) = query else {
+        return Ok(Vec::new());
+    };
+    let mut params: Params<'a> = Vec::new();
+    for part in query.split('&') {
+        let Some((key, value)) = part.split_once('=') else {
+            return Err(ReferenceError(format!(
+                "`{part}` in `{raw}` is not KEY=VALUE (known parameters: {})",
+                PARAMS.join(", ")
+            )));
+        };
+        if !PARAMS.contains(&key) {
+            return Err(ReferenceError(format!(
+                "unknown parameter `{key}` in `{raw}` (known parameters: {})",
+                PARAMS.join(", ")
+            )));
+        }
+        if value.is_empty() {
+            return Err(ReferenceError(format!(
+                "parameter `{key}` in `{raw}` has no value"
+            )));
+        }
+        if params.iter().any(|(k, _)| *k == key) {
+            return Err(ReferenceError(format!(
+                "parameter `{key}` appears twice in `{raw}`"
+            )));
+        }
+        params.push((key, value));
+    }
+    Ok(params)
+}
+
+fn parse_selector(raw: &str, fragment: Option<&str>) -> Result<Selector, ReferenceError> {
+    match fragment {
+        None => Ok(Selector::Whole),
+        Some("") => Err(ReferenceError(format!(
+            "`{raw}` ends with `#` but names no key: write #KEY, #/json/pointer or #*, or drop the `#`"
+        ))),
+        Some("*") => Ok(Selector::All),
+        Some(pointer) if pointer.starts_with('/') => {
+            let bad_escape = pointer
+                .split('~')
+                .skip(1)
+                .any(|after| !(after.starts_with('0') || after.starts_with('1')));
+            if bad_escape {
+                return Err(ReferenceError(format!(
+                    "JSON pointer `{pointer}` in `{raw}` has a `~` not followed by 0 or 1 (write ~0 for ~ and ~1 for /)"
+                )));
+            }
+            Ok(Selector::Pointer(pointer.to_string()))
+        }
+        Some(key) => Ok(Selector::Key(key.to_string())),
+    }
+}
+
+fn only_params(raw: &str, params: &Params<'_>, allowed: &[&str]) -> Result<(), ReferenceError> {
+    match params.iter().find(|(k, _)| !allowed.contains(k)) {
+        None => Ok(()),
+        Some((key, _)) if allowed.is_empty() => Err(ReferenceError(format!(
+            "`{raw}` takes no parameters, but has `{key}`"
+        ))),
+        Some((key, _)) => Err(ReferenceError(format!(
+            "`{key}` does not apply to `{raw}` (it takes: {})",
+            allowed.join(", ")
+        ))),
+    }
+}
+
+fn param<'a>(params: &Params<'a>, key: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+fn vault_location(
+    raw: &str,
+    body: &str,
+    params: &Params<'_>,
+) -> Result<VaultLocation, ReferenceError> {
+    only_params(raw, params, &["version"])?;
+    let path = body.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    if path.is_empty() || path.starts_with('/') || segments.len() < 2 {
+        return Err(ReferenceError(format!(
+            "`{raw}` needs a mount and a path: vault://MOUNT/PATH#KEY, e.g. vault://secret/prod/db#password"
+        )));
+    }
+    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+        return Err(ReferenceError(format!(
+            "`{raw}` has an empty, `.` or `..` path segment"
+        )));
+    }
+    let version = match param(params, "version") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(ReferenceError(format!(
+                    "version `{v}` in `{raw}` is not a positive whole number"
+                )));
+            }
+        },
+    };
+    Ok(VaultLocation {
+        path: path.to_string(),
+        version,
+    })
+}
+
+fn aws_location(
+    raw: &str,
+    body: &str,
+    params: &Params<'_>,
+) -> Result<AwsLocation, ReferenceError> {
+    only_params(raw, params, &["version-stage", "version-id", "region"])?;
+    if body.is_empty() {
+        return Err(ReferenceError(format!(
+            "`{raw}` names no secret: write aws-sm://NAME#KEY or aws-sm://ARN#KEY"
+        )));
+    }
+    if let Some(arn) = body.strip_prefix("arn:") {
+        let fields: Vec<&str> = arn.splitn(6, ':').collect();
+        let well_formed = fields.len() == 6
+            && !fields[0].is_empty()
+            && fields[1] == "secretsmanager"
+            && !fields[2].is_empty()
+            && !fields[3].is_empty()
+            && fields[4] == "secret"
+            && !fields[5].is_empty();
+        if !well_formed {
+            return Err(ReferenceError(format!(
+                "`{body}` in `{raw}` is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
+            )));
+        }
+    } else if body.len() > 512
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    {
+        return Err(ReferenceError(format!(
+            "`{body}` in `{raw}` is not a valid secret name (letters, digits and /_+=.@- only, at most 512)"
+        )));
+    }
+    let location = AwsLocation {
+        secret_id: body.to_string(),
+        version_stage: param(params, "version-stage").map(str::to_string),
+        version_id: param(params, "version-id").map(str::to_string),
+        region: param(params, "region").map(str::to_string),
+    };
+    if let (Some(region), Some(arn_region)) = (&location.region, location.arn_region())
+        && region != arn_region
+    {
+        return Err(ReferenceError(format!(
+            "`{raw}` says region={region} but its ARN is in {arn_region}"
+        )));
+    }
+    Ok(location)
+}
+
+fn age_location(
+    raw: &str,
+    body: &str,
+    params: &Params<'_>,
+) -> Result<AgeLocation, ReferenceError> {
+    only_params(raw, params, &[])?;
+    if body.is_empty() || body.ends_with('/') {
+        return Err(ReferenceError(format!(
+            "`{raw}` names no file: write age://PATH/TO/FILE.age#KEY (relative to the spec file)"
+        )));
+    }
+    Ok(AgeLocation {
+        path: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Reference {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn error(s: &str) -> String {
+        s.parse::<Reference>().unwrap_err().0
+    }
+
+    #[test]
+    fn vault_with_key_and_version_in_either_order() {
+        let a = parse("vault://secret/prod/db?version=3#password");
+        let b = parse("vault://secret/prod/db#password?version=3");
+        for r in [a, b] {
+            assert_eq!(
+                r.location,
+                Location::Vault(VaultLocation {
+                    path: "secret/prod/db".into(),
+                    version: Some(3)
+                })
+            );
+            assert_eq!(r.selector, Selector::Key("password".into()));
+        }
+    }
+
+    #[test]
+    fn a_key_containing_a_question_mark_stays_a_key() {
+        let r = parse("vault://secret/x#what?is=this");
+        assert_eq!(r.selector, Selector::Key("what?is=this".into()));
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(parse("age://a.age").selector, Selector::Whole);
+        assert_eq!(parse("age://a.age#*").selector, Selector::All);
+        assert_eq!(
+            parse("age://a.age#/db/pass~1word").selector,
+            Selector::Pointer("/db/pass~1word".into())
+        );
+        assert!(error("age://a.age#").contains("names no key"));
+        assert!(error("age://a.age#/x~2").contains("~0"));
+    }
+
+    #[test]
+    fn aws_arns_keep_their_colons_and_give_their_region() {
+        let r = parse(
+            "aws-sm://arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/stripe-AbCdEf#api_key",
+        );
+        let Location::Aws(loc) = &r.location else {
+            panic!()
+        };
+        assert_eq!(
+            loc.secret_id,
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/stripe-AbCdEf"
+        );
+        assert_eq!(loc.arn_region(), Some("eu-west-1"));
+        assert_eq!(r.selector, Selector::Key("api_key".into()));
+    }
+
+    #[test]
+    fn aws_parameters() {
+        let r = parse("aws-sm://prod/db?version-stage=AWSPREVIOUS&region=us-east-2#user");
+        let Location::Aws(loc) = r.location else {
+            panic!()
+        };
+        assert_eq!(loc.version_stage.as_deref(), Some("AWSPREVIOUS"));
+        assert_eq!(loc.region.as_deref(), Some("us-east-2"));
+        assert!(
+            error("aws-sm://arn:aws:secretsmanager:eu-west-1:1:secret:x?region=us-east-1")
+                .contains("ARN is in eu-west-1")
+        );
+        assert!(error("aws-sm://arn:aws:s3:::bucket").contains("not a Secrets Manager ARN"));
+        assert!(error("aws-sm://bad name").contains("whitespace"));
+        assert!(error("aws-sm://bad*name").contains("not a valid secret name"));
+    }
+
+    #[test]
+    fn rejects_what_does_not_apply() {
+        assert!(error("vault://secret/x?version-stage=AWSCURRENT").contains("does not apply"));
+        assert!(error("vault://secret/x?version=0").contains("positive"));
+        assert!(error("vault://secret").contains("needs a mount and a path"));
+        assert!(error("vault://secret//x").contains("empty"));
+        assert!(error("age://a.age?version=2").contains("takes no parameters"));
+        assert!(error("s3://bucket/key").contains("unknown scheme"));
+        assert!(error("just-a-string").contains("not a reference"));
+        assert!(error("vault://secret/x?colour=blue").contains("unknown parameter"));
+        assert!(error("vault://secret/x?version=1&version=2").contains("twice"));
+    }
+
+    #[test]
+    fn display_of_locations_round_trips() {
+        for s in [
+            "vault://secret/prod/db?version=2",
+            "aws-sm://prod/db?version-stage=AWSCURRENT&region=eu-west-1",
+            "age://dir/file.age",
+        ] {
+            assert_eq!(parse(s).location.to_string(), s);
+        }
+    }
+}

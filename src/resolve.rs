@@ -1,0 +1,323 @@
+//! Resolution: from a validated plan to secret values, all backends at once.
+//!
+//! Each backend used by the plan is opened once and given all of its locations in one batch,
+//! on its own thread, so Vault, AWS and age work concurrently. Identical locations are fetched
+//! once. The caller's `interrupted` check is polled while waiting, so a signal stops a slow fetch
+//! at once, and a backstop deadline guards against a source that overruns its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Failure, SourceError};
+use crate::plan::{Plan, Target, is_env_name};
+use crate::reference::{Backend, Location, Selector};
+use crate::secret::{Selected, SecretValue};
+use crate::sources::{self, CleanupEvent, FetchContext, Fetched, Meta, SecretSource};
+
+/// One variable ready for the command.
+pub struct ResolvedVar {
+    pub name: String,
+    pub target: Target,
+    pub value: SecretValue,
+    /// Index of the plan entry it came from.
+    pub entry: usize,
+    pub meta: Meta,
+}
+
+/// The opened sources, kept until the command has exited so they can clean up. Dropping this
+/// without calling [`Sources::finish`] still cleans up, so error paths revoke leases too.
+pub struct Sources {
+    list: Vec<Arc<dyn SecretSource>>,
+    finished: bool,
+}
+
+impl Sources {
+    /// Revokes leases and tokens; returns what happened, for warnings and the audit log.
+    pub fn finish(&mut self) -> Vec<CleanupEvent> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Vec::new();
+        }
+        self.list.iter().flat_map(|s| s.finish()).collect()
+    }
+
+    /// Credential variables the sources consumed, to keep out of the command's environment.
+    pub fn consumed_env(&self) -> Vec<String> {
+        self.list.iter().flat_map(|s| s.consumed_env()).collect()
+    }
+
+    /// Each backend's identity, for `check`.
+    pub fn identities(&self) -> Vec<(Backend, Vec<(String, String)>)> {
+        self.list.iter().map(|s| (s.backend(), s.identity())).collect()
+    }
+}
+
+impl Drop for Sources {
+    fn drop(&mut self) {
+        for event in self.finish() {
+            if let Some(error) = event.error {
+                eprintln!("stepsecret: warning: {}: {error}", event.what);
+            }
+        }
+    }
+}
+
+/// What resolution produced for every plan entry.
+pub struct Outcome {
+    /// Per plan entry: its variables (several for an expansion), or why it failed.
+    pub entries: Vec<Result<Vec<ResolvedVar>, SourceError>>,
+    /// Backends that failed as a whole (login refused, unreachable), each once.
+    pub backend_errors: Vec<(Backend, SourceError)>,
+    pub sources: Sources,
+}
+
+impl Outcome {
+    /// All variables, or the error that ends the run: a failed backend first, else every
+    /// failed variable (one line each), else a name produced twice by expansions.
+    pub fn into_vars(self, plan: &Plan) -> Result<(Vec<ResolvedVar>, Sources), Error> {
+        let Outcome {
+            entries,
+            backend_errors,
+            sources,
+        } = self;
+        if let Some((backend, error)) = backend_errors.into_iter().next() {
+            return Err(Error::Source {
+                backend: backend.scheme(),
+                error,
+            });
+        }
+        let mut vars = Vec::new();
+        let mut failures = Vec::new();
+        for (i, result) in entries.into_iter().enumerate() {
+            match result {
+                Ok(v) => vars.extend(v),
+                Err(error) => failures.push(failure(plan, i, error)),
+            }
+        }
+        failures.extend(collisions(plan, vars.iter()));
+        if failures.is_empty() {
+            Ok((vars, sources))
+        } else {
+            Err(Error::Resolve(failures))
+        }
+    }
+}
+
+/// Variables set twice (an expansion produced a name that is already taken).
+pub fn collisions<'a>(plan: &Plan, vars: impl Iterator<Item = &'a ResolvedVar>) -> Vec<Failure> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for var in vars {
+        match seen.get(var.name.as_str()) {
+            Some(&first) => failures.push(failure(
+                plan,
+                var.entry,
+                SourceError::config(format!(
+                    "{} would be set twice (also by {}); rename one or change the expansion prefix",
+                    var.name, plan.entries[first].name
+                )),
+            )),
+            None => {
+                seen.insert(&var.name, var.entry);
+            }
+        }
+    }
+    failures
+}
+
+fn failure(plan: &Plan, entry: usize, error: SourceError) -> Failure {
+    let e = &plan.entries[entry];
+    Failure {
+        name: e.name.clone(),
+        reference: e.reference.raw.clone(),
+        error,
+    }
+}
+
+/// How much longer than the plan's timeout to wait for a source before giving up on it.
+const BACKSTOP: Duration = Duration::from_secs(2);
+
+/// Fetches everything the plan names. `interrupted` is polled while waiting; when it returns a
+/// signal number, resolution stops and `Error::Interrupted` is returned.
+pub fn resolve(plan: &Plan, interrupted: &dyn Fn() -> Option<i32>) -> Result<Outcome, Error> {
+    let started = Instant::now();
+    let cx = FetchContext::new(plan.timeout);
+
+    // Unique locations per backend, in a stable order.
+    let mut batches: BTreeMap<Backend, Vec<Location>> = BTreeMap::new();
+    for entry in &plan.entries {
+        let location = &entry.reference.location;
+        let batch = batches.entry(location.backend()).or_default();
+        if !batch.contains(location) {
+            batch.push(location.clone());
+        }
+    }
+
+    let mut sources = Sources {
+        list: Vec::new(),
+        finished: false,
+    };
+    let mut backend_errors = Vec::new();
+    let (tx, rx) = mpsc::channel::<(Backend, Result<Vec<Fetched>, SourceError>)>();
+    let mut waiting = 0;
+    for (backend, batch) in &batches {
+        let source: Arc<dyn SecretSource> = match sources::open(*backend, plan) {
+            Ok(s) => Arc::from(s),
+            Err(e) => {
+                backend_errors.push((*backend, e));
+                continue;
+            }
+        };
+        sources.list.push(Arc::clone(&source));
+        let (tx, batch, backend) = (tx.clone(), batch.clone(), *backend);
+        waiting += 1;
+        std::thread::Builder::new()
+            .name(format!("fetch-{backend}"))
+            .spawn(move || {
+                let result = source.fetch(&batch, &cx);
+                let _ = tx.send((backend, result));
+            })
+            .map_err(|e| Error::os("cannot start a fetch thread", e))?;
+    }
+    drop(tx);
+
+    let mut fetched: BTreeMap<Backend, Vec<Fetched>> = BTreeMap::new();
+    while waiting > 0 {
+        if let Some(signal) = interrupted() {
+            return Err(Error::Interrupted(signal));
+        }
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok((backend, Ok(results))) => {
+                waiting -= 1;
+                if results.len() == batches[&backend].len() {
+                    fetched.insert(backend, results);
+                } else {
+                    backend_errors.push((
+                        backend,
+                        SourceError::internal("the source returned the wrong number of results"),
+                    ));
+                }
+            }
+            Ok((backend, Err(e))) => {
+                waiting -= 1;
+                backend_errors.push((backend, e));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if started.elapsed() > plan.timeout + BACKSTOP {
+                    for backend in batches.keys() {
+                        if !fetched.contains_key(backend)
+                            && !backend_errors.iter().any(|(b, _)| b == backend)
+                        {
+                            backend_errors.push((
+                                *backend,
+                                SourceError::gave_up(format!(
+                                    "no answer within the {} deadline (raise --timeout)",
+                                    humantime::format_duration(plan.timeout)
+                                )),
+                            ));
+                        }
+                    }
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+
+    let entries = plan
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let location = &entry.reference.location;
+            let backend = location.backend();
+            if let Some((_, e)) = backend_errors.iter().find(|(b, _)| *b == backend) {
+                return Err(e.clone());
+            }
+            let index = batches[&backend]
+                .iter()
+                .position(|l| l == location)
+                .expect("every location is in its batch");
+            let found = fetched[&backend][index].as_ref().map_err(Clone::clone)?;
+            select(i, entry, found)
+        })
+        .collect();
+    backend_errors.sort_by_key(|(b, _)| *b);
+    Ok(Outcome {
+        entries,
+        backend_errors,
+        sources,
+    })
+}
+
+fn select(
+    index: usize,
+    entry: &crate::plan::Entry,
+    found: &sources::Found,
+) -> Result<Vec<ResolvedVar>, SourceError> {
+    let var = |name: String, value: SecretValue| ResolvedVar {
+        name,
+        target: entry.target,
+        value,
+        entry: index,
+        meta: found.meta.clone(),
+    };
+    match &entry.expand {
+        None => match found.document.select(&entry.reference.selector) {
+            Ok(Selected::One(value)) => Ok(vec![var(entry.name.clone(), value)]),
+            Ok(Selected::Many(_)) => Err(SourceError::internal("unexpected expansion")),
+            Err(message) => Err(SourceError::not_found(message)),
+        },
+        Some(prefix) => {
+            let selector = match &entry.reference.selector {
+                Selector::All => Selector::Whole,
+                other => other.clone(),
+            };
+            let pairs = found
+                .document
+                .expand_at(&selector)
+                .map_err(SourceError::not_found)?;
+            pairs
+                .into_iter()
+                .map(|(key, value)| {
+                    let name = expanded_name(prefix, &key);
+                    if is_env_name(&name) {
+                        Ok(var(name, value))
+                    } else {
+                        Err(SourceError::config(format!(
+                            "key `{key}` would become `{name}`, which is not a valid variable name; give the expansion a prefix"
+                        )))
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// `PREFIX` + the key upper-cased, with every character that cannot be in a variable name
+/// replaced by `_`.
+pub fn expanded_name(prefix: &str, key: &str) -> String {
+    let mut name = String::with_capacity(prefix.len() + key.len());
+    name.push_str(prefix);
+    name.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expanded_names_are_upper_cased_and_sanitized() {
+        assert_eq!(expanded_name("DB_", "user-name.v2"), "DB_USER_NAME_V2");
+        assert_eq!(expanded_name("", "host"), "HOST");
+        assert_eq!(expanded_name("", "1st"), "1ST");
+    }
+}

@@ -1,0 +1,122 @@
+//! The source seam: the one trait every backend implements, and the factory that opens them.
+//!
+//! A source receives every location of its backend in ONE call, so it can dedupe paths, log in
+//! once, batch requests and run them concurrently. It returns a [`Document`] per location; the
+//! core applies selectors (`#key`, `#/pointer`, `#*`) itself. Each backend sits behind a cargo
+//! feature; a reference to a backend that is not compiled in fails with a clear message.
+//!
+//! Every source must pass the shared contract in `tests/support/contract.rs`.
+
+#[cfg(feature = "age-source")]
+pub mod age;
+
+use std::time::{Duration, Instant};
+
+use crate::error::SourceError;
+use crate::plan::Plan;
+use crate::reference::{Backend, Location};
+use crate::secret::Document;
+
+/// The variable holding an age identity's text (for `age://` and bundles).
+pub const AGE_IDENTITY_ENV: &str = "STEPSECRET_AGE_IDENTITY";
+/// The variable holding the path of an age identity file.
+pub const AGE_IDENTITY_FILE_ENV: &str = "STEPSECRET_AGE_IDENTITY_FILE";
+
+/// Credentials that are never passed to the command, whichever sources ran.
+pub const ALWAYS_REMOVED: [&str; 2] = [AGE_IDENTITY_ENV, AGE_IDENTITY_FILE_ENV];
+
+/// A backend that fetches secrets.
+pub trait SecretSource: Send + Sync {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Fetches every location of `batch` (all of this backend, each at most once).
+    ///
+    /// Returns one result per location, in order. `Err` is for a failure of the backend as a
+    /// whole that no single location explains (login refused, server unreachable). Must
+    /// return by `cx.deadline`. Messages never contain a secret value.
+    fn fetch(&self, batch: &[Location], cx: &FetchContext) -> Result<Vec<Fetched>, SourceError>;
+
+    /// Who the source authenticated as, for `check`: claims, role, policies. Never a credential.
+    fn identity(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Environment variables holding credentials this source consumed; they are removed from
+    /// the command's environment.
+    fn consumed_env(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Runs once after the command exits, or when the run fails: revoke leases and tokens.
+    /// Failures are reported, never raised: they must not change the exit code.
+    fn finish(&self) -> Vec<CleanupEvent> {
+        Vec::new()
+    }
+}
+
+/// What a fetch may take into account beyond the locations.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchContext {
+    /// The overall deadline, retries included.
+    pub deadline: Instant,
+}
+
+impl FetchContext {
+    pub fn new(timeout: Duration) -> Self {
+        FetchContext {
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    /// Time left before the deadline (zero when it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The outcome for one location: a document, or why there is none.
+pub type Fetched = Result<Found, SourceError>;
+
+/// A fetched document and what is known about its version.
+#[derive(Debug)]
+pub struct Found {
+    pub document: Document,
+    pub meta: Meta,
+}
+
+/// What `check` and the audit log may show about a secret: never its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The backend's version label (KV version, AWS VersionId).
+    pub version: Option<String>,
+    /// When this version was created, RFC 3339.
+    pub created: Option<String>,
+    /// A lease to revoke after the run.
+    pub lease_id: Option<String>,
+    /// Anything else worth showing (stages, rotation dates).
+    pub details: Vec<(String, String)>,
+}
+
+/// One cleanup step and how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupEvent {
+    /// What was cleaned up, e.g. `revoke lease database/creds/ro/abc`.
+    pub what: String,
+    /// `None` when it worked, else why not.
+    pub error: Option<String>,
+}
+
+/// Opens the source for `backend` with the plan's settings. Fails for a backend that is not
+/// compiled into this binary, or whose settings are invalid.
+pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, SourceError> {
+    let _ = plan;
+    match backend {
+        #[cfg(feature = "age-source")]
+        Backend::Age => Ok(Box::new(age::AgeSource::from_env(&plan.base_dir)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(SourceError::unavailable(format!(
+            "{other}:// references are not built in yet: this stepsecret has no {other} source"
+        ))),
+    }
+}

@@ -1,0 +1,201 @@
+//! `stepsecret.toml`, as the user typed it (stage one of two; [`crate::plan`] validates it).
+//!
+//! The spec is committed to the repository, so it holds references and backend settings, never
+//! values. Every table rejects unknown keys, and errors name the file and line, because a typo in
+//! a CI config otherwise fails far from its cause.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::Error;
+
+/// The whole spec file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    #[serde(default)]
+    pub vault: VaultSettings,
+    #[serde(default)]
+    pub aws: AwsSettings,
+    /// `NAME = "REF"`: environment variables for the command.
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `NAME = "REF"`: 0600 files; the variable holds the file's path.
+    #[serde(default)]
+    pub files: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `PREFIX = "REF"`: every top-level key K of the secret becomes `PREFIX` + K.
+    #[serde(default)]
+    pub expand: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// How the Vault / OpenBao source logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultAuth {
+    Jwt,
+    Approle,
+    Token,
+}
+
+/// `[vault]`: settings for `vault://` references. Each falls back to the usual VAULT_*
+/// environment variable where one exists.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    /// Server address; else VAULT_ADDR.
+    pub address: Option<String>,
+    /// jwt | approle | token; by default jwt when a CI OIDC token is present, else token.
+    pub auth: Option<VaultAuth>,
+    /// The auth role (JWT or AppRole).
+    pub role: Option<String>,
+    /// Where the auth method is mounted (default `jwt` or `approle`).
+    pub auth_path: Option<String>,
+    /// Enterprise / OpenBao namespace; else VAULT_NAMESPACE.
+    pub namespace: Option<String>,
+}
+
+/// `[aws]`: settings for `aws-sm://` references.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Default region; else AWS_REGION or the profile's.
+    pub region: Option<String>,
+    /// A role to assume with the CI's OIDC token; else AWS_ROLE_ARN.
+    pub role_arn: Option<String>,
+}
+
+/// A spec file read from disk, with what is needed to point errors at lines.
+#[derive(Debug)]
+pub struct Spec {
+    pub path: PathBuf,
+    source: String,
+    pub file: SpecFile,
+}
+
+impl Spec {
+    /// Reads and parses a spec file. Does not validate references (that is the plan's job).
+    pub fn load(path: &Path) -> Result<Spec, Error> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (pass --spec FILE or set STEPSECRET_SPEC)"
+            } else {
+                ""
+            };
+            Error::Spec(format!(
+                "cannot read spec {}: {}{hint}",
+                path.display(),
+                plain_io_error(&e)
+            ))
+        })?;
+        Spec::parse(path, source)
+    }
+
+    /// Parses spec text; `path` is only used in messages and for relative `age://` paths.
+    pub fn parse(path: &Path, source: String) -> Result<Spec, Error> {
+        let file: SpecFile = toml::from_str(&source).map_err(|e| {
+            let line = e.span().map(|s| line_of(&source, s.start));
+            let message = e.message().trim().replace('\n', " ");
+            Error::Spec(match line {
+                Some(line) => format!("{}:{line}: {message}", path.display()),
+                None => format!("{}: {message}", path.display()),
+            })
+        })?;
+        Ok(Spec {
+            path: path.to_path_buf(),
+            source,
+            file,
+        })
+    }
+
+    /// The 1-based line of a byte offset in the spec, for messages.
+    pub fn line(&self, offset: usize) -> usize {
+        line_of(&self.source, offset)
+    }
+
+    /// The folder `age://` paths are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source.as_bytes()[..offset.min(source.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// An io::Error's message without the "(os error N)" tail.
+pub(crate) fn plain_io_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Spec, String> {
+        Spec::parse(Path::new("ci/stepsecret.toml"), text.to_string()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let spec = parse(
+            r#"
+[vault]
+address = "https://vault.example.com"
+auth = "jwt"
+role = "ci-deploy"
+
+[aws]
+region = "eu-west-1"
+role_arn = "arn:aws:iam::123456789012:role/ci-deploy"
+
+[env]
+DB_PASSWORD = "vault://secret/prod/db#password"
+STRIPE_KEY  = "aws-sm://prod/stripe#api_key"
+
+[files]
+KUBECONFIG = "vault://secret/prod/k8s#kubeconfig"
+"#,
+        )
+        .unwrap();
+        assert_eq!(spec.file.vault.auth, Some(VaultAuth::Jwt));
+        assert_eq!(spec.file.env.len(), 2);
+        let (name, _) = spec.file.files.iter().next().unwrap();
+        assert_eq!(name.get_ref(), "KUBECONFIG");
+        assert_eq!(spec.line(name.span().start), 16);
+        assert_eq!(spec.base_dir(), PathBuf::from("ci"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = parse("[vault]\nrole = \"x\"\nadress = \"https://v\"\n").unwrap_err();
+        assert!(err.starts_with("ci/stepsecret.toml:3: "), "{err}");
+        assert!(err.contains("adress"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+
+        let err = parse("[env]\nA = \"age://x#k\"\n[secrets]\nB = \"x\"\n").unwrap_err();
+        assert!(err.starts_with("ci/stepsecret.toml:3: "), "{err}");
+        assert!(err.contains("secrets"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_with_its_line() {
+        let err = parse("[env]\nA = 3\n").unwrap_err();
+        assert!(err.starts_with("ci/stepsecret.toml:2: "), "{err}");
+        let err = parse("[vault]\nauth = \"kerberos\"\n").unwrap_err();
+        assert!(err.contains(":2: ") && err.contains("kerberos"), "{err}");
+    }
+}

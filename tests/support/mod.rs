@@ -1,0 +1,190 @@
+//! Shared test support: a small builder that runs the real binary in a temp directory with a
+//! clean environment, and helpers for age keys and sealed files.
+#![allow(dead_code)]
+
+pub mod contract;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use age::secrecy::ExposeSecret;
+
+/// The binary under test: STEPSECRET_TEST_BIN (e.g. the static release build) or Cargo's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("STEPSECRET_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepsecret")))
+}
+
+/// One invocation of stepsecret: a temp dir as working directory, only PATH and HOME set
+/// unless the test adds more, optional stdin.
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What an invocation did.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Test
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Test {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Test {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// Writes a file relative to the temp dir (creating folders).
+    pub fn file(self, relative: &str, content: impl AsRef<[u8]>) -> Test {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    /// The command, ready to spawn (for tests that need the child handle).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self) -> Output {
+        let mut cmd = self.command();
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn stepsecret");
+        if let Some(input) = &self.stdin {
+            let mut stdin = child.stdin.take().unwrap();
+            let input = input.clone();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
+        let out = child.wait_with_output().expect("wait for stepsecret");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    /// Asserts the exit code, printing everything on failure.
+    pub fn code(&self, expected: i32) -> &Output {
+        assert_eq!(self.code, Some(expected), "unexpected exit code\n{self:#?}");
+        self
+    }
+
+    pub fn stdout_is(&self, expected: &str) -> &Output {
+        assert_eq!(self.stdout, expected, "stdout\n{self:#?}");
+        self
+    }
+
+    pub fn stderr_contains(&self, needle: &str) -> &Output {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self:#?}");
+        self
+    }
+
+    /// Asserts that none of `values` appears in stdout or stderr.
+    pub fn leaks_none(&self, values: &[&str]) -> &Output {
+        for v in values {
+            assert!(
+                !self.stdout.contains(v) && !self.stderr.contains(v),
+                "output contains a secret value {v:?}\n{self:#?}"
+            );
+        }
+        self
+    }
+}
+
+/// An age key pair for tests.
+pub struct AgeKey {
+    pub identity: age::x25519::Identity,
+}
+
+impl AgeKey {
+    pub fn generate() -> AgeKey {
+        AgeKey {
+            identity: age::x25519::Identity::generate(),
+        }
+    }
+
+    /// The identity as STEPSECRET_AGE_IDENTITY text.
+    pub fn secret(&self) -> String {
+        self.identity.to_string().expose_secret().to_string()
+    }
+
+    pub fn recipient(&self) -> String {
+        self.identity.to_public().to_string()
+    }
+
+    /// Encrypts `plaintext` to this key, binary or armored.
+    pub fn seal(&self, plaintext: &[u8], armor: bool) -> Vec<u8> {
+        let recipient = self.identity.to_public();
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .unwrap();
+        let mut out = Vec::new();
+        let format = if armor {
+            age::armor::Format::AsciiArmor
+        } else {
+            age::armor::Format::Binary
+        };
+        let armored = age::armor::ArmoredWriter::wrap_output(&mut out, format).unwrap();
+        let mut w = encryptor.wrap_output(armored).unwrap();
+        w.write_all(plaintext).unwrap();
+        w.finish().unwrap().finish().unwrap();
+        out
+    }
+}
+
+/// A marker file path the child creates when (and only when) it runs.
+pub fn ran_marker(test: &Test) -> (PathBuf, String) {
+    let marker = test.path().join("child-ran");
+    let script = format!("touch '{}'", marker.display());
+    (marker, script)
+}
