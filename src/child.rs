@@ -43,10 +43,9 @@ pub struct Launch<'a> {
 
 /// Runs the command to completion and returns the exit code to pass on.
 pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
-    let (program, args) = launch
-        .command
-        .split_first()
-        .ok_or_else(|| Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into()))?;
+    let (program, args) = launch.command.split_first().ok_or_else(|| {
+        Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into())
+    })?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::inherit());
     for name in &launch.remove {
@@ -68,8 +67,14 @@ pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     let mut pumps: Vec<JoinHandle<io::Result<()>>> = Vec::new();
     if let Some(redactor) = &launch.redactor {
         let outputs: [(Option<OwnedFd>, io::Result<OwnedFd>); 2] = [
-            (child.stdout.take().map(OwnedFd::from), io::stdout().as_fd().try_clone_to_owned()),
-            (child.stderr.take().map(OwnedFd::from), io::stderr().as_fd().try_clone_to_owned()),
+            (
+                child.stdout.take().map(OwnedFd::from),
+                io::stdout().as_fd().try_clone_to_owned(),
+            ),
+            (
+                child.stderr.take().map(OwnedFd::from),
+                io::stderr().as_fd().try_clone_to_owned(),
+            ),
         ];
         for (source, sink) in outputs {
             let (Some(source), Ok(sink)) = (source, sink) else {
@@ -140,7 +145,12 @@ fn wait_for_exit(pid: u32) {
 
 /// Copies `source` to `sink` through the redactor until EOF, or until the pipe has been idle
 /// for a moment after the command exited.
-fn pump(source: OwnedFd, sink: File, redactor: &Redactor, exited: &OnceLock<Instant>) -> io::Result<()> {
+fn pump(
+    source: OwnedFd,
+    sink: File,
+    redactor: &Redactor,
+    exited: &OnceLock<Instant>,
+) -> io::Result<()> {
     // SAFETY: fcntl on a pipe fd we own; failure only means the default size stays.
     unsafe {
         libc::fcntl(source.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
@@ -163,7 +173,11 @@ fn pump(source: OwnedFd, sink: File, redactor: &Redactor, exited: &OnceLock<Inst
         };
         if let Err(e) = writer.write_all(&buf[..n]) {
             // Our reader went away (e.g. `| head`): stop reading so the command sees EPIPE.
-            break if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) };
+            break if e.kind() == io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         if exited.get().is_some_and(|at| at.elapsed() >= DRAIN_MAX) {
             break Ok(());
@@ -171,7 +185,13 @@ fn pump(source: OwnedFd, sink: File, redactor: &Redactor, exited: &OnceLock<Inst
     };
     buf.zeroize();
     let finished = writer.finish().map(drop);
-    result.and(finished.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }))
+    result.and(finished.or_else(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }))
 }
 
 /// Whether `file` has data (or EOF) within `timeout`.
@@ -192,9 +212,15 @@ mod tests {
 
     #[test]
     fn spawn_errors_use_shell_conventions() {
-        let e = spawn_error(OsStr::new("nope"), &io::Error::from(io::ErrorKind::NotFound));
+        let e = spawn_error(
+            OsStr::new("nope"),
+            &io::Error::from(io::ErrorKind::NotFound),
+        );
         assert_eq!(e.exit_code(), 127);
-        let e = spawn_error(OsStr::new("x"), &io::Error::from(io::ErrorKind::PermissionDenied));
+        let e = spawn_error(
+            OsStr::new("x"),
+            &io::Error::from(io::ErrorKind::PermissionDenied),
+        );
         assert_eq!(e.exit_code(), 126);
     }
 }

@@ -31,7 +31,11 @@ impl fmt::Display for DotenvError {
 /// Parses dotenv text into (key, value) pairs in file order.
 pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DotenvError {
-        line: bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1,
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1,
         message: "not valid UTF-8",
     })?;
     Parser {
@@ -134,7 +138,9 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        let value = line[..value_end].trim_end_matches([' ', '\t', '\r']).to_string();
+        let value = line[..value_end]
+            .trim_end_matches([' ', '\t', '\r'])
+            .to_string();
         self.bump(end);
         value
     }

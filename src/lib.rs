@@ -7,6 +7,7 @@
 //! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
 
 pub mod child;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod dotenv;

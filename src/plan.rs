@@ -140,10 +140,10 @@ impl Plan {
         let mut seen: BTreeMap<String, Origin> = BTreeMap::new();
         for r in raw {
             let entry = r.validate()?;
-            let key = entry.expand.as_ref().map_or_else(
-                || entry.name.clone(),
-                |prefix| format!("[expand] {prefix}"),
-            );
+            let key = entry
+                .expand
+                .as_ref()
+                .map_or_else(|| entry.name.clone(), |prefix| format!("[expand] {prefix}"));
             if let Some(first) = seen.get(&key) {
                 return Err(entry.origin.error(format!(
                     "{} is already defined at {first}; each name may appear once",
@@ -173,7 +173,8 @@ impl Plan {
 
     /// The backends this plan uses, each once.
     pub fn backends(&self) -> Vec<Backend> {
-        let mut backends: Vec<Backend> = self.entries.iter().map(|e| e.reference.backend()).collect();
+        let mut backends: Vec<Backend> =
+            self.entries.iter().map(|e| e.reference.backend()).collect();
         backends.sort();
         backends.dedup();
         backends
@@ -303,7 +304,11 @@ mod tests {
             Some("# comment\n\nC=age://s.age#c\r\n"),
         ))
         .unwrap();
-        let names: Vec<_> = plan.entries.iter().map(|e| (e.name.as_str(), e.target)).collect();
+        let names: Vec<_> = plan
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.target))
+            .collect();
         assert_eq!(
             names,
             [("A", Target::Env), ("B", Target::File), ("C", Target::Env)]
@@ -315,7 +320,10 @@ mod tests {
     fn duplicates_are_refused_naming_both_places() {
         let (msg, code) = build_err(args(&["A=age://s.age#a"], &[], Some("A=age://s.age#b")));
         assert_eq!(code, 78);
-        assert!(msg.contains("STEPSECRET_SECRETS line 1") && msg.contains("-s"), "{msg}");
+        assert!(
+            msg.contains("STEPSECRET_SECRETS line 1") && msg.contains("-s"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -325,27 +333,45 @@ mod tests {
         assert_eq!(build_err(args(&["A=nope"], &[], None)).1, 64);
         let (msg, code) = build_err(args(&[], &[], Some("A=age://x#k\nB=s3://x")));
         assert_eq!(code, 78);
-        assert!(msg.starts_with("STEPSECRET_SECRETS line 2: B: unknown scheme"), "{msg}");
-        assert!(build_err(args(&["STEPSECRET_X=age://x#k"], &[], None)).0.contains("reserved"));
+        assert!(
+            msg.starts_with("STEPSECRET_SECRETS line 2: B: unknown scheme"),
+            "{msg}"
+        );
+        assert!(
+            build_err(args(&["STEPSECRET_X=age://x#k"], &[], None))
+                .0
+                .contains("reserved")
+        );
     }
 
     #[test]
     fn expansion_prefixes() {
         let plan = Plan::build(&args(&["DB=age://s.age#*"], &[], None)).unwrap();
         assert_eq!(plan.entries[0].expand.as_deref(), Some("DB_"));
-        assert!(build_err(args(&[], &["DB=age://s.age#*"], None)).0.contains("cannot be written"));
+        assert!(
+            build_err(args(&[], &["DB=age://s.age#*"], None))
+                .0
+                .contains("cannot be written")
+        );
     }
 
     #[test]
     fn spec_entries_carry_their_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stepsecret.toml");
-        std::fs::write(&path, "[env]\nA = \"age://a.age#k\"\n\n[files]\nB = \"vault:/x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[env]\nA = \"age://a.age#k\"\n\n[files]\nB = \"vault:/x\"\n",
+        )
+        .unwrap();
         let mut a = args(&[], &[], None);
         a.spec = Some(path.clone());
         let (msg, code) = build_err(a);
         assert_eq!(code, 78);
-        assert!(msg.starts_with(&format!("{}:5: B: ", path.display())), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{}:5: B: ", path.display())),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -329,7 +329,10 @@ fn vault_location(
             "`{raw}` needs a mount and a path: vault://MOUNT/PATH#KEY, e.g. vault://secret/prod/db#password"
         )));
     }
-    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
         return Err(ReferenceError(format!(
             "`{raw}` has an empty, `.` or `..` path segment"
         )));
@@ -351,11 +354,7 @@ fn vault_location(
     })
 }
 
-fn aws_location(
-    raw: &str,
-    body: &str,
-    params: &Params<'_>,
-) -> Result<AwsLocation, ReferenceError> {
+fn aws_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AwsLocation, ReferenceError> {
     only_params(raw, params, &["version-stage", "version-id", "region"])?;
     if body.is_empty() {
         return Err(ReferenceError(format!(
@@ -401,11 +400,7 @@ fn aws_location(
     Ok(location)
 }
 
-fn age_location(
-    raw: &str,
-    body: &str,
-    params: &Params<'_>,
-) -> Result<AgeLocation, ReferenceError> {
+fn age_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AgeLocation, ReferenceError> {
     only_params(raw, params, &[])?;
     if body.is_empty() || body.ends_with('/') {
         return Err(ReferenceError(format!(

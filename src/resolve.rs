@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Failure, SourceError};
 use crate::plan::{Plan, Target, is_env_name};
 use crate::reference::{Backend, Location, Selector};
-use crate::secret::{Selected, SecretValue};
+use crate::secret::{SecretValue, Selected};
 use crate::sources::{self, CleanupEvent, FetchContext, Fetched, Meta, SecretSource};
 
 /// One variable ready for the command.
@@ -49,7 +49,10 @@ impl Sources {
 
     /// Each backend's identity, for `check`.
     pub fn identities(&self) -> Vec<(Backend, Vec<(String, String)>)> {
-        self.list.iter().map(|s| (s.backend(), s.identity())).collect()
+        self.list
+            .iter()
+            .map(|s| (s.backend(), s.identity()))
+            .collect()
     }
 }
 

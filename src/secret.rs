@@ -112,7 +112,10 @@ impl Document {
             Selector::Whole => Ok(Selected::One(json_value_bytes(root)?)),
             Selector::Key(key) => {
                 let object = root.as_object().ok_or_else(|| {
-                    format!("the secret is {}, not an object, so it has no key `{key}`", kind(root))
+                    format!(
+                        "the secret is {}, not an object, so it has no key `{key}`",
+                        kind(root)
+                    )
                 })?;
                 let value = object.get(key).ok_or_else(|| {
                     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
@@ -209,9 +212,12 @@ fn json_value_bytes(value: &Value) -> Result<SecretValue, String> {
 }
 
 fn expand(value: &Value) -> Result<Vec<(String, SecretValue)>, String> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| format!("#* needs a JSON object or dotenv file, but the secret is {}", kind(value)))?;
+    let object = value.as_object().ok_or_else(|| {
+        format!(
+            "#* needs a JSON object or dotenv file, but the secret is {}",
+            kind(value)
+        )
+    })?;
     object
         .iter()
         .map(|(k, v)| {
@@ -256,22 +262,43 @@ mod tests {
     fn raw_dotenv_and_json_select_keys() {
         let env = Document::raw(b"A=1\nB=\"two words\"\n".to_vec(), Structure::JsonOrDotenv);
         assert_eq!(one(&env, Selector::Key("B".into())).unwrap(), b"two words");
-        assert_eq!(one(&env, Selector::Whole).unwrap(), b"A=1\nB=\"two words\"\n");
-        let json = Document::raw(br#"{"db":{"pass":"p4ss","port":5432}}"#.to_vec(), Structure::Json);
-        assert_eq!(one(&json, Selector::Pointer("/db/pass".into())).unwrap(), b"p4ss");
-        assert_eq!(one(&json, Selector::Pointer("/db/port".into())).unwrap(), b"5432");
-        assert_eq!(one(&json, Selector::Key("db".into())).unwrap(), br#"{"pass":"p4ss","port":5432}"#);
+        assert_eq!(
+            one(&env, Selector::Whole).unwrap(),
+            b"A=1\nB=\"two words\"\n"
+        );
+        let json = Document::raw(
+            br#"{"db":{"pass":"p4ss","port":5432}}"#.to_vec(),
+            Structure::Json,
+        );
+        assert_eq!(
+            one(&json, Selector::Pointer("/db/pass".into())).unwrap(),
+            b"p4ss"
+        );
+        assert_eq!(
+            one(&json, Selector::Pointer("/db/port".into())).unwrap(),
+            b"5432"
+        );
+        assert_eq!(
+            one(&json, Selector::Key("db".into())).unwrap(),
+            br#"{"pass":"p4ss","port":5432}"#
+        );
     }
 
     #[test]
     fn errors_name_keys_but_never_values() {
         let doc = Document::json(serde_json::json!({"user": "admin", "password": "hunter22"}));
         let err = one(&doc, Selector::Key("pass".into())).unwrap_err();
-        assert!(err.contains("no key `pass`") && err.contains("password"), "{err}");
+        assert!(
+            err.contains("no key `pass`") && err.contains("password"),
+            "{err}"
+        );
         assert!(!err.contains("hunter22"));
         let bad = Document::raw(br#"{"password": "hunter22""#.to_vec(), Structure::Json);
         let err = one(&bad, Selector::Key("password".into())).unwrap_err();
-        assert!(err.contains("truncated") && !err.contains("hunter22"), "{err}");
+        assert!(
+            err.contains("truncated") && !err.contains("hunter22"),
+            "{err}"
+        );
         let text = Document::raw(b"hunter22".to_vec(), Structure::Json);
         let err = one(&text, Selector::Key("k".into())).unwrap_err();
         assert!(!err.contains("hunter22"), "{err}");
@@ -287,7 +314,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose_secret().to_vec()))
             .collect();
-        assert_eq!(got, [("port", b"5432".to_vec()), ("user", b"admin".to_vec())]);
+        assert_eq!(
+            got,
+            [("port", b"5432".to_vec()), ("user", b"admin".to_vec())]
+        );
         let scalar = Document::json(serde_json::json!("x"));
         assert!(scalar.select(&Selector::All).is_err());
     }

@@ -22,7 +22,11 @@ impl contract::Fixture for AgeFixture {
             .collect();
         let plaintext = serde_json::to_vec(&object).unwrap();
         let file = format!("{name}.json.age");
-        std::fs::write(self.dir.path().join(&file), self.key.seal(&plaintext, self.armor)).unwrap();
+        std::fs::write(
+            self.dir.path().join(&file),
+            self.key.seal(&plaintext, self.armor),
+        )
+        .unwrap();
         // Alternate binary and armored files.
         self.armor = !self.armor;
         format!("age://{file}")
@@ -33,8 +37,13 @@ impl contract::Fixture for AgeFixture {
     }
 
     fn open(&self) -> Box<dyn SecretSource> {
-        let identities = stepsecret::sources::age::parse_identities(self.key.secret().as_bytes(), "test").unwrap();
-        Box::new(AgeSource::with_identities(&PathBuf::from(self.dir.path()), identities))
+        let identities =
+            stepsecret::sources::age::parse_identities(self.key.secret().as_bytes(), "test")
+                .unwrap();
+        Box::new(AgeSource::with_identities(
+            &PathBuf::from(self.dir.path()),
+            identities,
+        ))
     }
 }
 

@@ -62,8 +62,15 @@ pub fn check(args: CheckArgs) -> Result<u8, Error> {
     }
     let duplicates = collisions(&plan, outcome.entries.iter().flatten().flatten());
     for dup in &duplicates {
-        if let Some(row) = rows.iter_mut().rev().find(|r| r.name == dup.name || r.reference == dup.reference) {
-            row.error = Some((dup.error.kind.as_str().to_string(), dup.error.message.clone()));
+        if let Some(row) = rows
+            .iter_mut()
+            .rev()
+            .find(|r| r.name == dup.name || r.reference == dup.reference)
+        {
+            row.error = Some((
+                dup.error.kind.as_str().to_string(),
+                dup.error.message.clone(),
+            ));
         }
     }
     failures.extend(duplicates);
@@ -82,7 +89,14 @@ fn print_text(
     identities: &[(crate::reference::Backend, Vec<(String, String)>)],
     failures: &[Failure],
 ) {
-    let header = ["NAME", "TARGET", "BACKEND", "REFERENCE", "VERSION", "STATUS"];
+    let header = [
+        "NAME",
+        "TARGET",
+        "BACKEND",
+        "REFERENCE",
+        "VERSION",
+        "STATUS",
+    ];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -93,7 +107,10 @@ fn print_text(
             if r.lease {
                 version.push_str(" [lease]");
             }
-            let status = r.error.as_ref().map_or_else(|| "ok".to_string(), |(kind, _)| kind.clone());
+            let status = r
+                .error
+                .as_ref()
+                .map_or_else(|| "ok".to_string(), |(kind, _)| kind.clone());
             [
                 r.name.clone(),
                 r.target.to_string(),
@@ -126,7 +143,11 @@ fn print_text(
         line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
     }
     for row in rows.iter().filter(|r| !r.details.is_empty()) {
-        let details: Vec<String> = row.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let details: Vec<String> = row
+            .details
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("  {}: {}", row.name, details.join(" "));
     }
     for (backend, identity) in identities.iter().filter(|(_, id)| !id.is_empty()) {
@@ -178,8 +199,10 @@ fn print_json(
     let identities: serde_json::Map<String, Value> = identities
         .iter()
         .map(|(b, id)| {
-            let fields: serde_json::Map<String, Value> =
-                id.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let fields: serde_json::Map<String, Value> = id
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             (b.scheme().to_string(), Value::Object(fields))
         })
         .collect();
@@ -190,5 +213,8 @@ fn print_json(
         "identities": identities,
         "errors": failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
-    println!("{}", serde_json::to_string_pretty(&report).expect("JSON of plain values"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("JSON of plain values")
+    );
 }

@@ -30,13 +30,19 @@ pub fn keygen(args: KeygenArgs) -> Result<u8, Error> {
         .open(&args.output)
         .map_err(|e| {
             Error::io(
-                format!("cannot create {} (it is never overwritten)", args.output.display()),
+                format!(
+                    "cannot create {} (it is never overwritten)",
+                    args.output.display()
+                ),
                 e,
             )
         })?;
     file.write_all(text.as_bytes())
         .map_err(|e| Error::io(format!("cannot write {}", args.output.display()), e))?;
-    eprintln!("stepsecret: wrote identity to {} (mode 0600)", args.output.display());
+    eprintln!(
+        "stepsecret: wrote identity to {} (mode 0600)",
+        args.output.display()
+    );
     println!("{recipient}");
     Ok(0)
 }
@@ -54,7 +60,11 @@ pub fn seal(args: SealArgs) -> Result<u8, Error> {
         std::fs::read(&args.input)
             .map_err(|e| Error::io(format!("cannot read {}", args.input.display()), e))?
     });
-    let shown = if stdin { "stdin".to_string() } else { args.input.display().to_string() };
+    let shown = if stdin {
+        "stdin".to_string()
+    } else {
+        args.input.display().to_string()
+    };
     validate(&plaintext).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
 
     let output = match &args.output {
@@ -95,7 +105,11 @@ pub fn seal(args: SealArgs) -> Result<u8, Error> {
         .open(&output)
         .and_then(|mut f| f.write_all(&ciphertext))
         .map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::AlreadyExists { " (use --force to replace it)" } else { "" };
+            let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+                " (use --force to replace it)"
+            } else {
+                ""
+            };
             Error::io(format!("cannot write {}{hint}", output.display()), e)
         })?;
     eprintln!(
@@ -113,7 +127,11 @@ fn validate(plaintext: &[u8]) -> Result<(), String> {
         match serde_json::from_slice::<serde_json::Value>(plaintext) {
             Ok(serde_json::Value::Object(_)) => Ok(()),
             Ok(_) => Err("is JSON but not an object".into()),
-            Err(e) => Err(format!("is not valid JSON (line {} column {})", e.line(), e.column())),
+            Err(e) => Err(format!(
+                "is not valid JSON (line {} column {})",
+                e.line(),
+                e.column()
+            )),
         }
     } else {
         dotenv::parse(plaintext)
@@ -130,7 +148,11 @@ fn recipients(args: &SealArgs) -> Result<Vec<age::x25519::Recipient>, Error> {
         .collect();
     for path in &args.recipients_file {
         let content = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!("cannot read {}: {}", path.display(), plain_io_error(&e)))
+            Error::Usage(format!(
+                "cannot read {}: {}",
+                path.display(),
+                plain_io_error(&e)
+            ))
         })?;
         for (i, line) in content.lines().enumerate() {
             let line = line.trim();
@@ -148,7 +170,9 @@ fn recipients(args: &SealArgs) -> Result<Vec<age::x25519::Recipient>, Error> {
         .iter()
         .map(|(text, from)| {
             age::x25519::Recipient::from_str(text).map_err(|_| {
-                Error::Usage(format!("{from}: `{text}` is not an age recipient (age1...)"))
+                Error::Usage(format!(
+                    "{from}: `{text}` is not an age recipient (age1...)"
+                ))
             })
         })
         .collect()

@@ -19,7 +19,8 @@ pub fn redact(args: RedactArgs) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec)?;
     if plan.entries.is_empty() && args.env.is_empty() {
         return Err(Error::Usage(
-            "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME".into(),
+            "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME"
+                .into(),
         ));
     }
     let vars = if plan.entries.is_empty() {
@@ -30,8 +31,12 @@ pub fn redact(args: RedactArgs) -> Result<u8, Error> {
     let mut from_env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
     for name in &args.env {
         match std::env::var_os(name) {
-            Some(value) => from_env.push((name.clone(), Zeroizing::new(value.into_encoded_bytes()))),
-            None => warn(format!("--env {name}: the variable is not set; nothing to mask for it")),
+            Some(value) => {
+                from_env.push((name.clone(), Zeroizing::new(value.into_encoded_bytes())))
+            }
+            None => warn(format!(
+                "--env {name}: the variable is not set; nothing to mask for it"
+            )),
         }
     }
     let secrets = vars
@@ -40,7 +45,9 @@ pub fn redact(args: RedactArgs) -> Result<u8, Error> {
         .chain(from_env.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let (redactor, too_short) = Redactor::new(secrets);
     for name in too_short {
-        warn(format!("{name} is shorter than {MIN_LEN} bytes and will not be masked"));
+        warn(format!(
+            "{name} is shorter than {MIN_LEN} bytes and will not be masked"
+        ));
     }
 
     // fd 1 unbuffered: each read is passed on at once, without Stdout's line buffering.

@@ -48,15 +48,20 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     let mut paths = Vec::new();
     if let Some(dir) = &dir {
         for var in vars.iter().filter(|v| v.target == Target::File) {
-            paths.push((var.name.as_str(), dir.write(&var.name, var.value.expose_secret())?));
+            paths.push((
+                var.name.as_str(),
+                dir.write(&var.name, var.value.expose_secret())?,
+            ));
         }
     }
 
     let redactor = if args.no_redact {
         None
     } else {
-        let (redactor, too_short) =
-            Redactor::new(vars.iter().map(|v| (v.name.as_str(), v.value.expose_secret())));
+        let (redactor, too_short) = Redactor::new(
+            vars.iter()
+                .map(|v| (v.name.as_str(), v.value.expose_secret())),
+        );
         for name in too_short {
             warn(format!(
                 "{name} is shorter than {MIN_LEN} bytes and will not be masked in the output"
@@ -72,7 +77,11 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         .filter(|v| v.target == Target::Env)
         .map(|v| (v.name.as_str(), v.value.expose_secret()))
         .collect();
-    set.extend(paths.iter().map(|(name, path)| (*name, path.as_os_str().as_encoded_bytes())));
+    set.extend(
+        paths
+            .iter()
+            .map(|(name, path)| (*name, path.as_os_str().as_encoded_bytes())),
+    );
 
     if let Some(signal) = signals.received() {
         return Err(Error::Interrupted(signal));

@@ -172,9 +172,12 @@ mod tests {
             credentials.push(b':');
             credentials.extend_from_slice(password);
             let header = STANDARD.encode(&credentials);
-            let covered = forms
-                .iter()
-                .any(|f| header.as_bytes().windows(f.len()).any(|w| w == f.as_slice()));
+            let covered = forms.iter().any(|f| {
+                header
+                    .as_bytes()
+                    .windows(f.len())
+                    .any(|w| w == f.as_slice())
+            });
             assert!(covered, "user {user}: {header}");
         }
     }

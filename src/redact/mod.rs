@@ -39,7 +39,9 @@ pub struct Redactor {
 impl Redactor {
     /// Compiles `(name, value)` pairs. Returns the redactor and the names whose values are too
     /// short to mask (under [`MIN_LEN`] bytes), for the caller to warn about.
-    pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> (Redactor, Vec<String>) {
+    pub fn new<'a>(
+        secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> (Redactor, Vec<String>) {
         let mut markers: Vec<Vec<u8>> = Vec::new();
         let mut too_short = Vec::new();
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();

@@ -65,10 +65,9 @@ pub struct RedactWriter<'r, W: Write> {
 
 impl<'r, W: Write> RedactWriter<'r, W> {
     pub(super) fn new(r: &'r Redactor, out: W) -> Self {
-        let sid = r
-            .dfa
-            .as_ref()
-            .map_or(StateID::ZERO, |d| d.start_state(Anchored::No).expect("unanchored DFA"));
+        let sid = r.dfa.as_ref().map_or(StateID::ZERO, |d| {
+            d.start_state(Anchored::No).expect("unanchored DFA")
+        });
         RedactWriter {
             r,
             out,
@@ -113,7 +112,10 @@ impl<'r, W: Write> RedactWriter<'r, W> {
             self.pend_start = self.pend_start.max(self.cover_end);
             return;
         }
-        debug_assert!(start >= self.pend_start, "a match starts in bytes already written");
+        debug_assert!(
+            start >= self.pend_start,
+            "a match starts in bytes already written"
+        );
         let mut span = Span {
             start,
             end,
@@ -163,7 +165,8 @@ impl<'r, W: Write> RedactWriter<'r, W> {
                 break;
             }
             copy(&mut self.out_buf, self.pend_start, first.start);
-            self.out_buf.extend_from_slice(&self.r.markers[first.label as usize]);
+            self.out_buf
+                .extend_from_slice(&self.r.markers[first.label as usize]);
             self.cover_end = first.end;
             self.pend_start = first.end;
             self.spans.remove(0);
@@ -367,7 +370,10 @@ mod tests {
         assert_eq!(w.out, b"login with [masked:TOKEN] now");
         w.write_all(b" s3c").unwrap();
         let out = w.finish().unwrap();
-        assert_eq!(out, b"login with [masked:TOKEN] now s3c", "held bytes are flushed at the end");
+        assert_eq!(
+            out, b"login with [masked:TOKEN] now s3c",
+            "held bytes are flushed at the end"
+        );
     }
 
     #[test]
@@ -385,12 +391,26 @@ mod tests {
         let secret = b"boundary-secret";
         let r = redactor(&[("S", secret)]);
         for len in [4096usize, 4099, 10_000] {
-            for pos in [0, len / 4 - 7, len / 4, len / 2 - 3, 3 * len / 4 - 1, len - secret.len()] {
+            for pos in [
+                0,
+                len / 4 - 7,
+                len / 4,
+                len / 2 - 3,
+                3 * len / 4 - 1,
+                len - secret.len(),
+            ] {
                 let mut input = vec![b'.'; len];
                 input[pos..pos + secret.len()].copy_from_slice(secret);
                 let out = r.redact(&input);
-                assert_eq!(out.len(), len - secret.len() + b"[masked:S]".len(), "{len}/{pos}");
-                assert!(!out.windows(secret.len()).any(|w| w == secret), "{len}/{pos}");
+                assert_eq!(
+                    out.len(),
+                    len - secret.len() + b"[masked:S]".len(),
+                    "{len}/{pos}"
+                );
+                assert!(
+                    !out.windows(secret.len()).any(|w| w == secret),
+                    "{len}/{pos}"
+                );
             }
         }
     }

@@ -18,7 +18,9 @@ use crate::secret::{Document, Structure};
 use crate::sources::{FetchContext, Fetched, Found, Meta, SecretSource};
 use crate::spec::plain_io_error;
 
-pub use crate::sources::{AGE_IDENTITY_ENV as IDENTITY_ENV, AGE_IDENTITY_FILE_ENV as IDENTITY_FILE_ENV};
+pub use crate::sources::{
+    AGE_IDENTITY_ENV as IDENTITY_ENV, AGE_IDENTITY_FILE_ENV as IDENTITY_FILE_ENV,
+};
 
 type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 
@@ -66,7 +68,9 @@ impl AgeSource {
         let path = self.base_dir.join(relative);
         let shown = path.display();
         let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SourceError::not_found(format!("no such file: {shown}")),
+            std::io::ErrorKind::NotFound => {
+                SourceError::not_found(format!("no such file: {shown}"))
+            }
             _ => SourceError::new(
                 ErrorKind::Io,
                 format!("cannot read {shown}: {}", plain_io_error(&e)),
@@ -90,7 +94,8 @@ pub fn decrypt(
     capacity: usize,
 ) -> Result<Vec<u8>, age::DecryptError> {
     let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input)))?;
-    let mut reader = decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))?;
+    let mut reader =
+        decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))?;
     let mut plaintext = Zeroizing::new(Vec::with_capacity(capacity));
     reader.read_to_end(&mut plaintext)?;
     Ok(std::mem::take(&mut *plaintext))

@@ -59,7 +59,9 @@ pub fn check(fixture: &mut impl Fixture) {
     let source = fixture.open();
     assert_eq!(source.backend(), batch[0].backend(), "the source's backend");
     let cx = FetchContext::new(Duration::from_secs(30));
-    let results = source.fetch(&batch, &cx).expect("a batch with one missing secret still answers");
+    let results = source
+        .fetch(&batch, &cx)
+        .expect("a batch with one missing secret still answers");
     assert_eq!(results.len(), batch.len(), "one result per location");
 
     let mut expected = passwords.iter();
@@ -68,27 +70,47 @@ pub fn check(fixture: &mut impl Fixture) {
             let err = result.as_ref().expect_err("the missing secret is an error");
             assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
             for p in &passwords {
-                assert!(!err.message.contains(p.as_str()), "error leaks a value: {err}");
+                assert!(
+                    !err.message.contains(p.as_str()),
+                    "error leaks a value: {err}"
+                );
             }
             continue;
         }
-        let found = result.as_ref().unwrap_or_else(|e| panic!("location {i}: {e}"));
+        let found = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("location {i}: {e}"));
         let password = expected.next().unwrap();
-        let got = one(found.document.select(&Selector::Key("password".into())).unwrap());
+        let got = one(found
+            .document
+            .select(&Selector::Key("password".into()))
+            .unwrap());
         assert_eq!(got, password.as_bytes(), "location {i}");
-        let pointer = one(found.document.select(&Selector::Pointer("/password".into())).unwrap());
+        let pointer = one(found
+            .document
+            .select(&Selector::Pointer("/password".into()))
+            .unwrap());
         assert_eq!(pointer, password.as_bytes());
         let whole = one(found.document.select(&Selector::Whole).unwrap());
-        let whole: serde_json::Value = serde_json::from_slice(&whole).expect("the whole secret is JSON");
+        let whole: serde_json::Value =
+            serde_json::from_slice(&whole).expect("the whole secret is JSON");
         assert_eq!(whole["password"], password.as_str());
-        assert!(found.meta.lease_id.is_none(), "a static secret has no lease");
+        assert!(
+            found.meta.lease_id.is_none(),
+            "a static secret has no lease"
+        );
         let Selected::Many(all) = found.document.select(&Selector::All).unwrap() else {
             panic!("#* gives many")
         };
         let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
-        assert!(keys.contains(&"user") && keys.contains(&"password"), "{keys:?}");
         assert!(
-            format!("{:?}", found.document).find(password.as_str()).is_none(),
+            keys.contains(&"user") && keys.contains(&"password"),
+            "{keys:?}"
+        );
+        assert!(
+            format!("{:?}", found.document)
+                .find(password.as_str())
+                .is_none(),
             "Debug output must not show values"
         );
     }
@@ -105,6 +127,10 @@ pub fn check(fixture: &mut impl Fixture) {
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().elapsed().map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     h.finish() as u32
 }

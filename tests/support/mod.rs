@@ -92,9 +92,13 @@ impl Test {
 
     pub fn run(&self) -> Output {
         let mut cmd = self.command();
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn stepsecret");
         if let Some(input) = &self.stdin {
             let mut stdin = child.stdin.take().unwrap();
@@ -125,7 +129,10 @@ impl Output {
     }
 
     pub fn stderr_contains(&self, needle: &str) -> &Output {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self:#?}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{self:#?}"
+        );
         self
     }
 
