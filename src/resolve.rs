@@ -91,11 +91,32 @@ impl Outcome {
             });
         }
         let mut vars = Vec::new();
-        let mut failures = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        // Variables that failed for the same reason at the same location (a file that cannot
+        // be decrypted, a path that does not exist) are reported on one line.
+        let mut failed_at: Vec<&Location> = Vec::new();
         for (i, result) in entries.into_iter().enumerate() {
-            match result {
-                Ok(v) => vars.extend(v),
-                Err(error) => failures.push(failure(plan, i, error)),
+            let error = match result {
+                Ok(v) => {
+                    vars.extend(v);
+                    continue;
+                }
+                Err(error) => error,
+            };
+            let location = &plan.entries[i].reference.location;
+            let same = failures
+                .iter_mut()
+                .zip(&failed_at)
+                .find(|(f, at)| **at == location && f.error == error);
+            match same {
+                Some((f, _)) => {
+                    f.name = format!("{}, {}", f.name, plan.entries[i].name);
+                    f.reference = location.to_string();
+                }
+                None => {
+                    failures.push(failure(plan, i, error));
+                    failed_at.push(location);
+                }
             }
         }
         failures.extend(collisions(plan, vars.iter()));

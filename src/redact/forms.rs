@@ -53,10 +53,20 @@ pub fn derived_forms(value: &[u8]) -> Vec<Vec<u8>> {
         }
     }
 
-    // Percent-encoding: upper- and lower-case hex, and form encoding (space as +).
-    add(percent_encode(value, b"0123456789ABCDEF", false));
-    add(percent_encode(value, b"0123456789abcdef", false));
-    add(percent_encode(value, b"0123456789ABCDEF", true));
+    // Percent-encoding as common libraries write it: RFC 3986 unreserved kept (Go, PHP,
+    // Python quote_plus) in upper- and lower-case hex and with space as +; every symbol encoded;
+    // JavaScript's encodeURIComponent; Python's quote, which keeps `/`.
+    const UNRESERVED: &[u8] = b"-._~";
+    for (keep, hex, plus) in [
+        (UNRESERVED, UPPER_HEX, false),
+        (UNRESERVED, LOWER_HEX, false),
+        (UNRESERVED, UPPER_HEX, true),
+        (b"".as_slice(), UPPER_HEX, false),
+        (b"-_.!~*'()".as_slice(), UPPER_HEX, false),
+        (b"-._~/".as_slice(), UPPER_HEX, false),
+    ] {
+        add(percent_encode(value, keep, hex, plus));
+    }
 
     // JSON string escapes, as serde / Go / Python write them.
     if let Ok(text) = std::str::from_utf8(value) {
@@ -88,12 +98,16 @@ fn aligned_base64(
     (encoded.len() > lead + trail).then(|| encoded[lead..encoded.len() - trail].to_vec())
 }
 
-fn percent_encode(value: &[u8], hex: &[u8; 16], form: bool) -> Vec<u8> {
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Percent-encodes every byte except ASCII letters, digits and `keep`.
+fn percent_encode(value: &[u8], keep: &[u8], hex: &[u8; 16], space_as_plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() * 3);
     for &b in value {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b);
-        } else if form && b == b' ' {
+        } else if space_as_plus && b == b' ' {
             out.push(b'+');
         } else {
             out.extend_from_slice(&[b'%', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]]);
@@ -143,8 +157,19 @@ mod tests {
         assert!(has(&forms, "p%40ss%20w%2Frd%3E"));
         assert!(has(&forms, "p%40ss+w%2Frd%3E"));
         assert!(has(&forms, "p%40ss%20w%2frd%3e"));
+        assert!(has(&forms, "p%40ss%20w/rd%3E"));
         assert!(has(&forms, "p@ss w\\/rd>"));
         assert!(has(&forms, "p@ss w/rd\\u003e"));
+        let symbols = derived_forms(b"a_b-c!d(e)");
+        assert!(
+            has(&symbols, "a%5Fb%2Dc%21d%28e%29"),
+            "every symbol encoded"
+        );
+        assert!(has(&symbols, "a_b-c%21d%28e%29"), "RFC 3986");
+        assert!(
+            has(&symbols, "a_b-c!d(e)"),
+            "encodeURIComponent keeps these"
+        );
     }
 
     #[test]
