@@ -142,10 +142,12 @@ pub enum Error {
     #[error("{}", lines(.0))]
     Resolve(Vec<Failure>),
     /// A backend failed as a whole (login refused, server unreachable) before any reference.
-    #[error("{backend}: {error}")]
+    /// The source's message names the backend; the variables that needed it follow.
+    #[error("{error} (needed by {})", .names.join(", "))]
     Source {
         backend: &'static str,
         error: SourceError,
+        names: Vec<String>,
     },
     /// The command could not be started.
     #[error("cannot run `{program}`: {reason}")]

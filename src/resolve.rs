@@ -85,9 +85,16 @@ impl Outcome {
             sources,
         } = self;
         if let Some((backend, error)) = backend_errors.into_iter().next() {
+            let names = plan
+                .entries
+                .iter()
+                .filter(|e| e.reference.backend() == backend)
+                .map(|e| e.name.clone())
+                .collect();
             return Err(Error::Source {
                 backend: backend.scheme(),
                 error,
+                names,
             });
         }
         let mut vars = Vec::new();

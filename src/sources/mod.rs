@@ -33,8 +33,9 @@ pub trait SecretSource: Send + Sync {
     /// Fetches every location of `batch` (all of this backend, each at most once).
     ///
     /// Returns one result per location, in order. `Err` is for a failure of the backend as a
-    /// whole that no single location explains (login refused, server unreachable). Must
-    /// return by `cx.deadline`. Messages never contain a secret value.
+    /// whole that no single location explains (login refused, server unreachable); its message
+    /// names the backend (e.g. `vault login ... refused`). Must return by `cx.deadline`.
+    /// Messages never contain a secret value.
     fn fetch(&self, batch: &[Location], cx: &FetchContext) -> Result<Vec<Fetched>, SourceError>;
 
     /// Who the source authenticated as, for `check`: claims, role, policies. Never a credential.
@@ -116,7 +117,7 @@ pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, Sour
         Backend::Age => Ok(Box::new(age::AgeSource::from_env(&plan.base_dir)?)),
         #[allow(unreachable_patterns)]
         other => Err(SourceError::unavailable(format!(
-            "{other}:// references are not built in yet: this stepsecret has no {other} source"
+            "{other}:// references are not built in yet: this stepsecret was built without the {other} source"
         ))),
     }
 }
