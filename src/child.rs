@@ -157,7 +157,7 @@ fn pump(
     }
     let mut source = File::from(source);
     let mut writer = redactor.writer(sink);
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 18];
     let result = loop {
         if !readable(&source, Duration::from_millis(50)) {
             match exited.get() {

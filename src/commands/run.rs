@@ -67,7 +67,13 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
                 "{name} is shorter than {MIN_LEN} bytes and will not be masked in the output"
             ));
         }
-        Some(Arc::new(redactor))
+        let redactor = Arc::new(redactor);
+        // Compile the automaton while the command starts; the first output waits for it.
+        let early = Arc::clone(&redactor);
+        let _ = std::thread::Builder::new()
+            .name("redactor".into())
+            .spawn(move || early.prepare());
+        Some(redactor)
     };
 
     let mut remove: BTreeSet<String> = ALWAYS_REMOVED.iter().map(|s| s.to_string()).collect();

@@ -16,6 +16,7 @@ mod stream;
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 
 use aho_corasick::dfa::DFA;
 use aho_corasick::{MatchKind, StartKind};
@@ -24,10 +25,15 @@ use zeroize::Zeroizing;
 pub use forms::MIN_LEN;
 pub use stream::RedactWriter;
 
-/// A compiled set of secrets to mask. Shared by the stdout and stderr pumps.
+/// A set of secrets to mask. Shared by the stdout and stderr pumps.
+///
+/// The DFA is built on first use, or ahead of time by [`Redactor::prepare`] on another thread,
+/// so a run can start its command while the automaton is still being compiled.
 pub struct Redactor {
-    /// `None` when there is nothing to mask (no values, or all too short).
-    dfa: Option<DFA>,
+    /// The forms to compile, taken (and wiped) when the DFA is built.
+    patterns: Mutex<Vec<Zeroizing<Vec<u8>>>>,
+    /// `None` once built when there is nothing to mask (no values, or all too short).
+    dfa: OnceLock<Option<DFA>>,
     /// For each pattern, the index of the secret (and marker) it belongs to.
     labels: Vec<u32>,
     /// `[masked:NAME]` for each secret.
@@ -37,8 +43,8 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Compiles `(name, value)` pairs. Returns the redactor and the names whose values are too
-    /// short to mask (under [`MIN_LEN`] bytes), for the caller to warn about.
+    /// Collects the forms of `(name, value)` pairs. Returns the redactor and the names whose
+    /// values are too short to mask (under [`MIN_LEN`] bytes), for the caller to warn about.
     pub fn new<'a>(
         secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> (Redactor, Vec<String>) {
@@ -67,29 +73,42 @@ impl Redactor {
             zeroize::Zeroize::zeroize(&mut key);
         }
         let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
-        let dfa = (!patterns.is_empty()).then(|| {
-            DFA::builder()
-                .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Unanchored)
-                .prefilter(false)
-                .byte_classes(true)
-                .build(patterns.iter().map(|p| p.as_slice()))
-                .expect("a DFA over at most a few thousand patterns always builds")
-        });
-        (
-            Redactor {
-                dfa,
-                labels,
-                markers,
-                max_len,
-            },
-            too_short,
-        )
+        let redactor = Redactor {
+            patterns: Mutex::new(patterns),
+            dfa: OnceLock::new(),
+            labels,
+            markers,
+            max_len,
+        };
+        (redactor, too_short)
+    }
+
+    /// Compiles the DFA now (idempotent; concurrent callers wait for one build).
+    pub fn prepare(&self) {
+        self.dfa();
+    }
+
+    pub(crate) fn dfa(&self) -> Option<&DFA> {
+        self.dfa
+            .get_or_init(|| {
+                let patterns =
+                    std::mem::take(&mut *self.patterns.lock().unwrap_or_else(|p| p.into_inner()));
+                (!patterns.is_empty()).then(|| {
+                    DFA::builder()
+                        .match_kind(MatchKind::Standard)
+                        .start_kind(StartKind::Unanchored)
+                        .prefilter(false)
+                        .byte_classes(true)
+                        .build(patterns.iter().map(|p| p.as_slice()))
+                        .expect("a DFA over at most a few thousand patterns always builds")
+                })
+            })
+            .as_ref()
     }
 
     /// Whether anything will be masked.
     pub fn is_empty(&self) -> bool {
-        self.dfa.is_none()
+        self.labels.is_empty()
     }
 
     /// A writer that masks everything written through it into `out`. Call
