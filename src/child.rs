@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -56,6 +56,23 @@ pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     }
     if launch.redactor.is_some() {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    // The command holds the secrets: if stepsecret is killed outright, it goes too.
+    // SAFETY: prctl and getppid are async-signal-safe and touch no parent memory.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect.
+            if libc::getppid() != parent {
+                return Err(io::Error::other(
+                    "stepsecret exited before the command started",
+                ));
+            }
+            Ok(())
+        });
     }
     let spawned = cmd.spawn();
     // The Command holds copies of the values; drop them as soon as the child has its own.

@@ -40,6 +40,9 @@ pub enum Command {
     ///
     /// Example: stepsecret seal -r age1... -o secrets/ci.env.age ci.env
     Seal(SealArgs),
+    /// Internal: the guardian that cleans up if a run is killed.
+    #[command(name = "__guard", hide = true)]
+    Guard,
 }
 
 /// Where the secrets to resolve are listed. Every source may be combined; a name may appear

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod dotenv;
 pub mod error;
+pub mod guardian;
 pub mod plan;
 pub mod redact;
 pub mod reference;

@@ -17,6 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Redact(args) => redact::redact(args),
         Command::Keygen(args) => keys::keygen(args),
         Command::Seal(args) => keys::seal(args),
+        Command::Guard => Ok(crate::guardian::run()),
     }
 }
 

@@ -9,6 +9,7 @@ use super::warn;
 use crate::child::{self, Launch};
 use crate::cli::RunArgs;
 use crate::error::Error;
+use crate::guardian::{self, Guardian};
 use crate::plan::{Plan, Target};
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
@@ -44,6 +45,22 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         Some(SecretDir::create()?)
     } else {
         None
+    };
+    // Declared after `dir`, so it stands down (on drop) before `dir` removes the files.
+    let _guardian = match &dir {
+        Some(dir) if std::env::var_os(guardian::DISABLE_ENV).is_none() => {
+            let started = Guardian::start().and_then(|mut g| g.watch_dir(dir.path()).map(|()| g));
+            match started {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    warn(format!(
+                        "no guardian ({e}): a SIGKILL would leave file secrets behind"
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     let mut paths = Vec::new();
     if let Some(dir) = &dir {

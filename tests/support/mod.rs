@@ -128,6 +128,11 @@ impl Output {
         self
     }
 
+    pub fn stderr_is(&self, expected: &str) -> &Output {
+        assert_eq!(self.stderr, expected, "stderr\n{self:#?}");
+        self
+    }
+
     pub fn stderr_contains(&self, needle: &str) -> &Output {
         assert!(
             self.stderr.contains(needle),
