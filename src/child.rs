@@ -39,6 +39,8 @@ pub struct Launch<'a> {
     pub remove: Vec<String>,
     /// Mask the command's output with this, or let it write to our stdout/stderr directly.
     pub redactor: Option<Arc<Redactor>>,
+    /// Kill the command if stepsecret itself dies (SIGKILL runs no cleanup of ours).
+    pub die_with_parent: bool,
 }
 
 /// Runs the command to completion and returns the exit code to pass on.
@@ -60,19 +62,21 @@ pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     // The command holds the secrets: if stepsecret is killed outright, it goes too.
     // SAFETY: prctl and getppid are async-signal-safe and touch no parent memory.
     let parent = std::process::id() as libc::pid_t;
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before the prctl took effect.
-            if libc::getppid() != parent {
-                return Err(io::Error::other(
-                    "stepsecret exited before the command started",
-                ));
-            }
-            Ok(())
-        });
+    if launch.die_with_parent {
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl took effect.
+                if libc::getppid() != parent {
+                    return Err(io::Error::other(
+                        "stepsecret exited before the command started",
+                    ));
+                }
+                Ok(())
+            });
+        }
     }
     let spawned = cmd.spawn();
     // The Command holds copies of the values; drop them as soon as the child has its own.

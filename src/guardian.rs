@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 /// The hidden subcommand the guardian runs as.
 pub const SUBCOMMAND: &str = "__guard";
 
-/// Set to 1 to run without a guardian (to measure what a SIGKILL leaves behind without it).
+/// When set, runs go without a guardian and the command survives stepsecret (only to measure
+/// what a SIGKILL leaves behind without them).
 pub const DISABLE_ENV: &str = "STEPSECRET_UNGUARDED";
 
 /// One instruction to the guardian.

@@ -47,8 +47,9 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         None
     };
     // Declared after `dir`, so it stands down (on drop) before `dir` removes the files.
+    let guarded = std::env::var_os(guardian::DISABLE_ENV).is_none();
     let _guardian = match &dir {
-        Some(dir) if std::env::var_os(guardian::DISABLE_ENV).is_none() => {
+        Some(dir) if guarded => {
             let started = Guardian::start().and_then(|mut g| g.watch_dir(dir.path()).map(|()| g));
             match started {
                 Ok(g) => Some(g),
@@ -114,6 +115,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         set,
         remove: remove.into_iter().collect(),
         redactor,
+        die_with_parent: guarded,
     };
     let code = child::run(launch, &signals)?;
     for event in sources.finish() {
