@@ -265,6 +265,16 @@ pub fn resolve_with(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    // A fetch thread that ended without answering (it panicked) fails its backend, rather
+    // than the lookup below.
+    for backend in batches.keys() {
+        if !fetched.contains_key(backend) && !backend_errors.iter().any(|(b, _)| b == backend) {
+            backend_errors.push((
+                *backend,
+                SourceError::internal("the source stopped without an answer (a bug in stepsecret)"),
+            ));
+        }
+    }
 
     let entries = plan
         .entries
@@ -350,13 +360,13 @@ fn select(
 /// rejected, so both must go to a file instead. Checked here rather than in `run` so that
 /// `check` reports it too, naming the variable.
 pub fn env_value_problem(value: &[u8]) -> Option<&'static str> {
-    if value.contains(&0) {
-        Some(
-            "the value contains a NUL byte, which an environment variable cannot hold; write it to a file with --file NAME=REF (or [files] in the spec)",
-        )
-    } else if std::str::from_utf8(value).is_err() {
+    if std::str::from_utf8(value).is_err() {
         Some(
             "the value is binary (not valid UTF-8 text), which an environment variable cannot carry intact; write it to a file with --file NAME=REF (or [files] in the spec)",
+        )
+    } else if value.contains(&0) {
+        Some(
+            "the value contains a NUL byte, which an environment variable cannot hold; write it to a file with --file NAME=REF (or [files] in the spec)",
         )
     } else {
         None

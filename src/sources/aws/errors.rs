@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_secretsmanager::error::{
-    BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
-};
+use aws_sdk_secretsmanager::error::{BoxError, ProvideErrorMetadata, SdkError};
 
 use crate::error::SourceError;
 
@@ -204,7 +202,7 @@ where
             if let Some(creds) = find_source::<CredentialsError>(err) {
                 return from_credentials(creds, None);
             }
-            let chain = DisplayErrorContext(err).to_string();
+            let chain = chain(err);
             if failure.is_timeout() {
                 SourceError::gave_up(format!(
                     "{what}: no answer from AWS in time after {} ({chain}); check the network, or raise --timeout",
@@ -219,46 +217,75 @@ where
                 ))
             }
         }
-        SdkError::ConstructionFailure(_) => SourceError::config(format!(
-            "{what}: cannot build the request ({})",
-            DisplayErrorContext(err)
-        )),
+        SdkError::ConstructionFailure(_) => {
+            SourceError::config(format!("{what}: cannot build the request ({})", chain(err)))
+        }
         SdkError::ResponseError(_) => SourceError::unavailable(format!(
             "{what}: AWS{} answered something that is not a Secrets Manager response ({}); check AWS_ENDPOINT_URL",
             endpoint_hint(),
-            DisplayErrorContext(err)
+            chain(err)
         )),
-        _ => SourceError::unavailable(format!("{what}: {}", DisplayErrorContext(err))),
+        _ => SourceError::unavailable(format!("{what}: {}", chain(err))),
     }
 }
 
 /// Maps a failure to find credentials. `role_without_token` is the setting that asked for web
 /// identity when no CI token was found, so the message can say why the default chain ran.
 pub fn from_credentials(err: &CredentialsError, role_without_token: Option<&str>) -> SourceError {
-    let chain = DisplayErrorContext(err).to_string();
+    let chain = chain(err);
+    // With a role configured, the default chain only ran because no CI token was found: say
+    // so first, whatever the chain then failed on.
+    let why = match role_without_token {
+        Some(from) => format!(
+            "{from} is set but this job has no CI OIDC token (CircleCI: CIRCLE_OIDC_TOKEN_V2; Bitbucket: `oidc: true` on the step; or name the variable with [aws] oidc_token_env), so the default credential chain ran and "
+        ),
+        None => String::new(),
+    };
     match err {
-        CredentialsError::CredentialsNotLoaded(_) => {
-            let why = match role_without_token {
-                Some(from) => format!(
-                    "{from} is set but this job has no CI OIDC token (CircleCI: CIRCLE_OIDC_TOKEN_V2; Bitbucket: `oidc: true` on the step; or name the variable with [aws] oidc_token_env), so "
-                ),
-                None => String::new(),
-            };
-            SourceError::config(format!(
-                "no AWS credentials: {why}none were found in the environment (AWS_ACCESS_KEY_ID), the profile (AWS_PROFILE, SSO), AWS_WEB_IDENTITY_TOKEN_FILE, ECS or EC2 metadata; set one, or [aws] role_arn for CI web identity"
-            ))
-        }
-        CredentialsError::ProviderTimedOut(_) => SourceError::gave_up(format!(
-            "AWS credentials: the provider did not answer in time ({chain})"
+        CredentialsError::CredentialsNotLoaded(_) => SourceError::config(format!(
+            "no AWS credentials: {why}found none in the environment (AWS_ACCESS_KEY_ID), the profile (AWS_PROFILE, SSO), AWS_WEB_IDENTITY_TOKEN_FILE, ECS or EC2 metadata; set one, or [aws] role_arn for CI web identity"
         )),
-        CredentialsError::InvalidConfiguration(_) => {
-            SourceError::config(format!("AWS credentials: invalid configuration ({chain})"))
+        CredentialsError::ProviderTimedOut(_) => SourceError::gave_up(format!(
+            "no AWS credentials: {why}the provider did not answer in time ({chain})"
+        )),
+        CredentialsError::InvalidConfiguration(_) => SourceError::config(format!(
+            "no AWS credentials: {why}the configuration is invalid ({chain})"
+        )),
+        CredentialsError::ProviderError(_) if role_without_token.is_some() => {
+            SourceError::config(format!("no AWS credentials: {why}failed ({chain})"))
         }
         CredentialsError::ProviderError(_) => SourceError::denied(format!(
-            "AWS credentials could not be obtained ({chain}); check the profile, SSO login or role"
+            "no AWS credentials: the provider failed ({chain}); check the profile, SSO login or role"
         )),
-        _ => SourceError::unavailable(format!("AWS credentials: {chain}")),
+        _ => SourceError::unavailable(format!("no AWS credentials: {why}{chain}")),
     }
+}
+
+/// An error and its sources, by their `Display` only, one line, at most 300 characters. Not
+/// the SDK's `DisplayErrorContext`: that appends the error's `Debug`, which for a service error
+/// includes the raw HTTP response, body and all (an IMDS or STS answer holds credentials).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    let mut line: String = parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if line.chars().count() > 300 {
+        line = line.chars().take(300).collect::<String>() + "...";
+    }
+    line
 }
 
 fn endpoint_hint() -> String {

@@ -20,6 +20,7 @@ use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::config::Region;
@@ -33,9 +34,11 @@ use super::web_identity::{self, AssumedRole};
 use crate::ci::OidcToken;
 use crate::error::SourceError;
 
-/// Attempts per request, retries included. Throttling and 5xx are retried with exponential
-/// backoff and full jitter (the SDK's standard strategy, in its adaptive mode, which also slows
-/// the client down once AWS starts throttling); the run's deadline cuts it short anyway.
+/// Attempts per request, retries included. Throttling, 5xx, timeouts and connection errors
+/// are retried with exponential backoff and full jitter (the SDK's standard strategy); the
+/// run's deadline cuts it short anyway. Not the SDK's adaptive mode: after one throttle it
+/// estimates a send rate from the one or two requests a run makes and waits seconds for it,
+/// which a CLI with a deadline cannot afford (the pacer already keeps the rate down).
 const MAX_ATTEMPTS: u32 = 8;
 /// The first retry waits up to this long (uniformly random: full jitter), doubling each time.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -89,12 +92,19 @@ impl Session {
             .iter()
             .all(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
 
+        // The providers we chain ourselves need the HTTP client too (the SDK is built without
+        // a default one); the loader hands the same client to the credential providers.
+        let providers = ProviderConfig::without_region().with_http_client(http.clone());
         let mut region =
             RegionProviderChain::first_try(options.settings.region.clone().map(Region::new))
                 .or_else(EnvironmentVariableRegionProvider::new())
-                .or_else(ProfileFileRegionProvider::new());
+                .or_else(
+                    ProfileFileRegionProvider::builder()
+                        .configure(&providers)
+                        .build(),
+                );
         if options.needs_default_region && !env_credentials && options.token.is_none() {
-            region = region.or_else(ImdsRegionProvider::builder().build());
+            region = region.or_else(ImdsRegionProvider::builder().configure(&providers).build());
         }
 
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -108,7 +118,7 @@ impl Session {
             );
         if !RETRY_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
             loader = loader.retry_config(
-                RetryConfig::adaptive()
+                RetryConfig::standard()
                     .with_max_attempts(MAX_ATTEMPTS)
                     .with_initial_backoff(INITIAL_BACKOFF)
                     .with_max_backoff(MAX_BACKOFF),
