@@ -210,6 +210,11 @@ where
                 ))
             } else if failure.is_user() {
                 SourceError::config(format!("{what}: {chain}"))
+            } else if chain.contains("certificate") {
+                SourceError::unavailable(format!(
+                    "{what}: the TLS certificate of AWS{} is not trusted ({chain}); check AWS_ENDPOINT_URL, or add its CA to SSL_CERT_FILE",
+                    endpoint_hint()
+                ))
             } else {
                 SourceError::unavailable(format!(
                     "{what}: cannot reach AWS{} ({chain}); check the network and AWS_ENDPOINT_URL",

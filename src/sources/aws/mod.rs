@@ -14,6 +14,7 @@
 
 mod errors;
 mod fetch;
+mod http;
 mod pacer;
 mod session;
 mod settings;

@@ -1,6 +1,6 @@
-//! The AWS SDK set up once per run: one HTTP client shared by every region (rustls on ring,
-//! kept-alive connections), retries tuned for a CLI that must finish under a deadline, the
-//! region and credentials resolved up front, and one Secrets Manager client per region.
+//! The AWS SDK set up once per run: one HTTP client shared by every region
+//! ([`super::http`]), retries tuned for a CLI that must finish under a deadline, the region
+//! and credentials resolved up front, and one Secrets Manager client per region.
 //!
 //! Credentials come from the SDK's default chain (environment, profile, SSO, web identity
 //! token file, ECS, EC2 metadata), or, when a role is configured and the CI gave this job an
@@ -24,11 +24,11 @@ use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::config::Region;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use super::errors::{self, AttemptLog, Attempts};
+use super::http::NoRetryOnBadCertificate;
 use super::settings::Settings;
 use super::web_identity::{self, AssumedRole};
 use crate::ci::OidcToken;
@@ -85,9 +85,7 @@ impl Session {
     /// Sets up the SDK and resolves credentials (assuming the role when asked).
     pub async fn open(options: Options<'_>) -> Result<Session, SourceError> {
         let attempts = Arc::new(Attempts::default());
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
+        let http = super::http::Client::shared();
         let env_credentials = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
             .iter()
             .all(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
@@ -186,6 +184,7 @@ impl Session {
                 let config = aws_sdk_secretsmanager::config::Builder::from(&self.base)
                     .region(Region::new(region.to_string()))
                     .interceptor(AttemptLog(Arc::clone(&self.attempts)))
+                    .retry_classifier(NoRetryOnBadCertificate)
                     .build();
                 aws_sdk_secretsmanager::Client::from_conf(config)
             })
@@ -202,6 +201,7 @@ fn sts_client(base: &SdkConfig, region: &str, attempts: &Arc<Attempts>) -> aws_s
     let config = aws_sdk_sts::config::Builder::from(base)
         .region(Region::new(region.to_string()))
         .interceptor(AttemptLog(Arc::clone(attempts)))
+        .retry_classifier(NoRetryOnBadCertificate)
         .build();
     aws_sdk_sts::Client::from_conf(config)
 }
