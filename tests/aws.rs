@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::aws_proxy::{AwsProxy, Fault, Rule};
-use support::moto::{Moto, SecretsApi};
+use support::moto::{Moto, SecretsApi, TestCa};
 use support::{Output, Test, ran_marker};
 
 const REGION: &str = "us-east-1";
@@ -864,4 +864,47 @@ fn an_unreachable_endpoint_is_exit_69() {
     let out = run_sh(&t, &["-s", "X=aws-sm://any"], &touch);
     out.code(69).stderr_contains("cannot reach AWS");
     assert!(!marker.exists());
+}
+
+#[test]
+fn https_endpoints_use_rustls_and_the_system_trust_store() {
+    let ca = TestCa::new();
+    let moto = Moto::start_tls(&ca);
+    let value = unique("over-tls");
+    moto.secrets(REGION).create("tls/secret", &value);
+    let base = |t: Test| {
+        t.env("AWS_ENDPOINT_URL", moto.url())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "AKIDSTEPSECRETTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "static-secret-access-key")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    };
+    // Trusted through SSL_CERT_FILE, as a company CA would be.
+    let t = base(Test::new()).env("SSL_CERT_FILE", &ca.ca);
+    run_sh(
+        &t,
+        &["-s", "V=aws-sm://tls/secret"],
+        &expect_env(&[("V", &value)]),
+    )
+    .code(0)
+    .leaks_none(&[&value]);
+
+    // Not trusted: refused at once (a certificate does not fix itself), saying what to do.
+    let t = base(Test::new()).env("SSL_CERT_FILE", "/nonexistent/ca.pem");
+    let started = Instant::now();
+    run_sh(&t, &["-s", "V=aws-sm://tls/secret"], "true")
+        .code(69)
+        .stderr_contains("V (aws-sm://tls/secret): ")
+        .stderr_contains("not trusted")
+        .stderr_contains("SSL_CERT_FILE")
+        .leaks_none(&[&value]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "retried a bad certificate"
+    );
 }

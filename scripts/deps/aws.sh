@@ -5,6 +5,7 @@
 # - moto's server (`pip install 'moto[server]'`): a local AWS with Secrets Manager (including
 #   BatchGetSecretValue) and STS (AssumeRoleWithWebIdentity, GetCallerIdentity). The tests
 #   start one per test on a free loopback port.
+# - openssl and curl, for the test against moto serving HTTPS.
 # - It is linked at ~/.cache/stepsecret/bin/moto_server, where the tests look when it is not
 #   on PATH (STEPSECRET_MOTO_SERVER overrides both).
 set -euo pipefail
@@ -24,7 +25,15 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
-command -v python3 >/dev/null || { log "apt-get install python3"; apt_install python3 python3-pip python3-venv; }
+missing=()
+command -v python3 >/dev/null || missing+=(python3 python3-pip python3-venv)
+# The HTTPS test signs a throwaway CA with the openssl CLI and seeds moto through curl.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
 
 link_dir="${HOME}/.cache/stepsecret/bin"
 venv="${HOME}/.cache/stepsecret/moto-venv"

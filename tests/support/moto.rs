@@ -41,16 +41,42 @@ pub fn moto_server() -> PathBuf {
 pub struct Moto {
     child: Child,
     pub port: u16,
+    /// The CA that signed its certificate, when it serves HTTPS.
+    ca: Option<PathBuf>,
 }
 
 impl Moto {
-    /// Starts moto on a free port and waits until it listens.
+    /// Starts moto (plain HTTP) on a free port and waits until it listens.
     pub fn start() -> Moto {
+        Self::launch(None)
+    }
+
+    /// Starts moto serving HTTPS with a certificate for 127.0.0.1 signed by `tls.ca`.
+    pub fn start_tls(tls: &TestCa) -> Moto {
+        Self::launch(Some(tls))
+    }
+
+    fn launch(tls: Option<&TestCa>) -> Moto {
         let program = moto_server();
         for _ in 0..5 {
             let port = free_port();
+            let mut args = vec![
+                "-H".to_string(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ];
+            if let Some(tls) = tls {
+                args.extend([
+                    "-s".into(),
+                    "-c".into(),
+                    tls.cert.display().to_string(),
+                    "-k".into(),
+                    tls.key.display().to_string(),
+                ]);
+            }
             let mut child = Command::new(&program)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -78,7 +104,13 @@ impl Moto {
                 }
             });
             match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(true) => return Moto { child, port },
+                Ok(true) => {
+                    return Moto {
+                        child,
+                        port,
+                        ca: tls.map(|t| t.ca.clone()),
+                    };
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -89,7 +121,8 @@ impl Moto {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// A Secrets Manager client for `region`.
@@ -97,6 +130,7 @@ impl Moto {
         SecretsApi {
             endpoint: self.url(),
             region: region.to_string(),
+            ca: self.ca.clone(),
         }
     }
 }
@@ -127,6 +161,8 @@ pub fn fake_sigv4(service: &str, region: &str) -> String {
 pub struct SecretsApi {
     endpoint: String,
     region: String,
+    /// For an HTTPS moto: requests go through curl, trusting this CA.
+    ca: Option<PathBuf>,
 }
 
 /// A created secret.
@@ -147,6 +183,30 @@ impl Created {
 impl SecretsApi {
     /// Calls one Secrets Manager operation; panics with AWS's answer on an error.
     pub fn call(&self, operation: &str, body: Value) -> Value {
+        if let Some(ca) = &self.ca {
+            let out = Command::new("curl")
+                .args(["-s", "-f", "--cacert"])
+                .arg(ca)
+                .args(["-H", &format!("X-Amz-Target: secretsmanager.{operation}")])
+                .args(["-H", "Content-Type: application/x-amz-json-1.1"])
+                .args(["-H", "X-Amz-Date: 20240101T000000Z"])
+                .args([
+                    "-H",
+                    &format!(
+                        "Authorization: {}",
+                        fake_sigv4("secretsmanager", &self.region)
+                    ),
+                ])
+                .args([
+                    "--data-binary",
+                    &body.to_string(),
+                    &format!("{}/", self.endpoint),
+                ])
+                .output()
+                .expect("curl (scripts/deps/aws.sh installs it)");
+            assert!(out.status.success(), "{operation} over TLS failed: {out:?}");
+            return serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -207,5 +267,84 @@ fn created(name: &str, out: &Value) -> Created {
         name: name.to_string(),
         arn: out["ARN"].as_str().expect("ARN").to_string(),
         version_id: out["VersionId"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
+/// CLI (`scripts/deps/aws.sh` installs it).
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (scripts/deps/aws.sh installs it)");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stepsecret test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        TestCa {
+            ca: path("ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+            dir,
+        }
     }
 }
