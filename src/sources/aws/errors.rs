@@ -21,6 +21,12 @@ use crate::error::SourceError;
 pub enum Subject<'a> {
     /// One secret (a batch entry, or a GetSecretValue / DescribeSecret).
     Secret { id: &'a str, region: &'a str },
+    /// One version of a secret (`version` is `version-id=...` or `version-stage=...`).
+    Version {
+        id: &'a str,
+        region: &'a str,
+        version: &'a str,
+    },
     /// A whole BatchGetSecretValue call: every secret in it fails the same way.
     Batch { count: usize, region: &'a str },
     /// AssumeRoleWithWebIdentity for a role.
@@ -31,6 +37,11 @@ impl Subject<'_> {
     fn describe(&self) -> String {
         match self {
             Subject::Secret { id, region } => format!("secret `{id}` in {region}"),
+            Subject::Version {
+                id,
+                region,
+                version,
+            } => format!("secret `{id}` ({version}) in {region}"),
             Subject::Batch { count, region } => {
                 format!("BatchGetSecretValue for {count} secret(s) in {region}")
             }
@@ -74,7 +85,7 @@ pub fn from_code(
     let what = subject.describe();
     let said = aws_said(aws_message, subject);
     let id = match subject {
-        Subject::Secret { id, .. } => *id,
+        Subject::Secret { id, .. } | Subject::Version { id, .. } => *id,
         _ => "ID",
     };
     match code {
@@ -87,6 +98,11 @@ pub fn from_code(
                 _ => "allow secretsmanager:GetSecretValue on it (and kms:Decrypt on its key) for the caller; `stepsecret check` shows who that is".to_string(),
             };
             SourceError::denied(format!("{what}: access denied ({code}{said}): {fix}"))
+        }
+        "ResourceNotFoundException" if matches!(subject, Subject::Version { .. }) => {
+            SourceError::not_found(format!(
+                "{what}: no such secret or version ({code}): check the name, the region and the version (aws secretsmanager list-secret-version-ids --secret-id {id} lists them)"
+            ))
         }
         "ResourceNotFoundException" => SourceError::not_found(format!(
             "{what} does not exist ({code}): check the name, the region (?region= or [aws] region) and the account"

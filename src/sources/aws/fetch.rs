@@ -287,6 +287,16 @@ async fn single(
     attempts: &Attempts,
 ) -> Fetched {
     let id = location.secret_id.as_str();
+    let version = match (&location.version_id, &location.version_stage) {
+        (Some(v), _) => format!("version-id={v}"),
+        (None, Some(stage)) => format!("version-stage={stage}"),
+        (None, None) => "AWSCURRENT".to_string(),
+    };
+    let subject = Subject::Version {
+        id,
+        region,
+        version: &version,
+    };
     client
         .get_secret_value()
         .secret_id(id)
@@ -294,7 +304,7 @@ async fn single(
         .set_version_stage(location.version_stage.clone())
         .send()
         .await
-        .map_err(|e| errors::from_sdk(&e, &Subject::Secret { id, region }, attempts))
+        .map_err(|e| errors::from_sdk(&e, &subject, attempts))
         .and_then(|output| Answer::from(output).into_found(id))
 }
 

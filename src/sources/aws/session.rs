@@ -29,7 +29,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 use super::errors::{self, AttemptLog, Attempts};
 use super::http::NoRetryOnBadCertificate;
-use super::settings::Settings;
+use super::settings::{self, Settings};
 use super::web_identity::{self, AssumedRole};
 use crate::ci::OidcToken;
 use crate::error::SourceError;
@@ -127,7 +127,15 @@ impl Session {
             loader = loader.no_credentials();
         }
         let base = loader.load().await;
-        let default_region = base.region().map(ToString::to_string);
+        // An empty AWS_REGION is "unset", not a region; a malformed one is named here rather
+        // than failing later inside endpoint resolution.
+        let default_region = base
+            .region()
+            .map(ToString::to_string)
+            .filter(|r| !r.is_empty());
+        if let Some(region) = &default_region {
+            settings::check_region(region, "the default region (AWS_REGION or the profile)")?;
+        }
 
         let mut authenticated = Authenticated {
             web_identity: None,

@@ -190,6 +190,25 @@ mod tests {
     }
 
     #[test]
+    fn the_aws_table_accepts_every_setting_and_nothing_else() {
+        let parse = |text: &str| {
+            crate::spec::Spec::parse(std::path::Path::new("s.toml"), text.to_string())
+                .map(|s| s.file.aws)
+                .map_err(|e| e.to_string())
+        };
+        let aws = parse(
+            "[aws]\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/ci\"\nduration_seconds = 1800\noidc_token_env = \"CI_JOB_JWT_V2\"\naudience = \"sts.amazonaws.com\"\n",
+        )
+        .unwrap();
+        let s = settings(aws, &[]).unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s.duration_seconds, 1800);
+        assert_eq!(s.oidc_token_env.as_deref(), Some("CI_JOB_JWT_V2"));
+        let err = parse("[aws]\nrole = \"x\"\n").unwrap_err();
+        assert!(err.contains("s.toml:2") && err.contains("role"), "{err}");
+    }
+
+    #[test]
     fn a_token_file_leaves_aws_role_arn_to_the_sdk() {
         let s = settings(
             AwsSettings::default(),
