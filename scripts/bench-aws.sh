@@ -140,13 +140,18 @@ if [ -n "$teller" ]; then
     [ "$tcount" = $((2 * N)) ] || { teller_missing="teller ran but set $tcount of $((2 * N)) variables"; teller=""; }
 fi
 sh "$work/floor.sh" >/dev/null 2>&1
+got=$(curl -s "$url/" -H 'X-Amz-Target: secretsmanager.BatchGetSecretValue' \
+    -H 'Content-Type: application/x-amz-json-1.1' -H 'X-Amz-Date: 20240101T000000Z' \
+    -H "Authorization: $auth" --data-binary "@$work/batch0.json" |
+    python3 -c 'import json, sys; print(len(json.load(sys.stdin)["SecretValues"]))')
+[ "$got" = 20 ] || { log "the floor's batch request returned $got values, expected 20"; exit 1; }
 "$aws_cli" secretsmanager get-secret-value --secret-id bench/s00 >/dev/null
 
 # --- measure ----------------------------------------------------------------------------------
 echo "== machine: $(nproc) cores, $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), load average $(cut -d" " -f1-3 /proc/loadavg)"
 echo "== $N JSON secrets (2 keys each) on local moto $(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || true), median of $RUNS runs (hyperfine)"
 true_bin=$(type -P true)
-cmds=("$bin run --spec $work/stepsecret.toml -- $true_bin" "sh $work/floor.sh"
+cmds=("$bin run --spec $work/stepsecret.toml -- $true_bin" "$(cat "$work/floor.sh")"
     "$bin run --spec $work/one-key.toml -- $true_bin")
 names=("stepsecret run -- true (all keys: 100 vars)" "curl --parallel floor (3 batch requests)"
     "stepsecret run -- true (one key each: 50 vars)")
@@ -157,9 +162,9 @@ if [ -n "$teller" ]; then
 fi
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/fast.json" "${cmds[@]}" >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
 loop="for i in 00 01 02 03 04 05 06 07 08 09; do $aws_cli secretsmanager get-secret-value --secret-id bench/s\$i >/dev/null; done"
-hyperfine --warmup 1 --runs 3 --export-json "$work/cli.json" "$loop" >/dev/null
+hyperfine --warmup 1 --runs 3 --export-json "$work/cli.json" "$loop" >/dev/null 2>&1
 "$bin" --version >/dev/null
-hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/start.json" "$bin --version" >/dev/null
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/start.json" "$bin --version" >/dev/null 2>&1
 
 python3 - "$work" "$teller_missing" "$("$aws_cli" --version 2>&1 | cut -d' ' -f1)" "${names[@]}" <<'PY'
 import json, sys
