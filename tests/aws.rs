@@ -6,6 +6,8 @@
 //! and that nothing asked EC2 metadata (the proxy stands in for it, so a probe is logged and
 //! never leaves the machine).
 
+#![cfg(feature = "aws")]
+
 mod support;
 
 use std::time::{Duration, Instant};

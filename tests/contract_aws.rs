@@ -4,6 +4,8 @@
 //! a CI job. This binary holds this one test only, so setting the environment once, before
 //! anything else runs, is safe.
 
+#![cfg(feature = "aws")]
+
 mod support;
 
 use stepsecret::sources::SecretSource;
