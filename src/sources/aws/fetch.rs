@@ -92,6 +92,22 @@ impl Outcomes {
         }
     }
 
+    /// One result per location, `check`'s details added to each value found.
+    pub fn into_results(self) -> Vec<Fetched> {
+        self.results
+            .into_iter()
+            .zip(self.details)
+            .map(|(result, details)| {
+                let mut result = result
+                    .unwrap_or_else(|| Err(SourceError::internal("the AWS source lost an answer")));
+                if let Ok(found) = &mut result {
+                    found.meta.details.extend(details);
+                }
+                result
+            })
+            .collect()
+    }
+
     fn record(&mut self, done: Done) {
         match done {
             Done::Values(values) => {

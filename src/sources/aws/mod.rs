@@ -118,11 +118,18 @@ impl SecretSource for AwsSource {
             }
         }
 
+        if locations.iter().all(Option::is_none) {
+            return Ok(out.into_results());
+        }
+
+        // The CI token is only looked for when a role is configured: without one, a token
+        // lying around in the job must not change which credentials are used.
         let token = match &self.settings.role {
             Some(_) => ci::oidc_token(
                 self.settings.oidc_token_env.as_deref(),
                 Some(&self.settings.audience),
-            )?,
+            )
+            .map_err(|e| SourceError::new(e.kind, format!("[aws] web identity: {e}")))?,
             None => None,
         };
         if let Some(token) = &token {
@@ -137,13 +144,9 @@ impl SecretSource for AwsSource {
             .zip(&regions)
             .any(|(l, r)| l.is_some() && r.is_none());
         let any_region = regions.iter().flatten().next().cloned();
-        let wanted = locations.iter().any(Option::is_some);
         let deadline = tokio::time::Instant::from_std(cx.deadline);
 
-        let run = self.runtime.block_on(async {
-            if !wanted {
-                return Ok(None);
-            }
+        let (authenticated, on_time, summary) = self.runtime.block_on(async {
             let options = Options {
                 settings: &self.settings,
                 token: token.as_ref(),
@@ -176,34 +179,20 @@ impl SecretSource for AwsSource {
             .await
             .is_ok();
             let summary = session.attempts.summary();
-            Ok(Some((session.authenticated, on_time, summary)))
+            Ok((session.authenticated, on_time, summary))
         })?;
 
-        if let Some((authenticated, on_time, summary)) = &run {
-            let mut identity = describe_identity(authenticated);
-            identity.extend(out.caller.take().unwrap_or_default());
-            self.state().identity = identity;
-            if !on_time {
-                for result in out.results.iter_mut().filter(|r| r.is_none()) {
-                    *result = Some(Err(SourceError::gave_up(format!(
-                        "no answer from AWS before the deadline after {summary}; raise --timeout or try again later"
-                    ))));
-                }
+        let mut identity = describe_identity(&authenticated);
+        identity.extend(out.caller.take().unwrap_or_default());
+        self.state().identity = identity;
+        if !on_time {
+            for result in out.results.iter_mut().filter(|r| r.is_none()) {
+                *result = Some(Err(SourceError::gave_up(format!(
+                    "no answer from AWS before the deadline after {summary}; raise --timeout or try again later"
+                ))));
             }
         }
-        Ok(out
-            .results
-            .into_iter()
-            .zip(out.details)
-            .map(|(result, details)| {
-                let mut result = result
-                    .unwrap_or_else(|| Err(SourceError::internal("the AWS source lost an answer")));
-                if let Ok(found) = &mut result {
-                    found.meta.details.extend(details);
-                }
-                result
-            })
-            .collect())
+        Ok(out.into_results())
     }
 
     fn identity(&self) -> Vec<(String, String)> {
