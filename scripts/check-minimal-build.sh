@@ -5,15 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --locked --no-default-features --target-dir target/minimal
 bin=target/minimal/debug/stepsecret
-marker=$(mktemp -u)
-set +e
-err=$("$bin" run -s "X=age://secrets.age#k" -- sh -c "touch $marker" 2>&1 >/dev/null)
-code=$?
-set -e
-[ "$code" = 69 ] || { echo "expected exit 69, got $code: $err"; exit 1; }
-case "$err" in
-  *"age:// references are not built in yet"*) ;;
-  *) echo "unexpected message: $err"; exit 1 ;;
-esac
-[ ! -e "$marker" ] || { echo "the command ran"; exit 1; }
-echo "ok: $err"
+for ref in "age://secrets.age#k" "aws-sm://prod/db#password"; do
+  scheme=${ref%%://*}
+  marker=$(mktemp -u)
+  set +e
+  err=$("$bin" run -s "X=$ref" -- sh -c "touch $marker" 2>&1 >/dev/null)
+  code=$?
+  set -e
+  [ "$code" = 69 ] || { echo "expected exit 69, got $code: $err"; exit 1; }
+  case "$err" in
+    *"$scheme:// references are not built in yet"*) ;;
+    *) echo "unexpected message: $err"; exit 1 ;;
+  esac
+  [ ! -e "$marker" ] || { echo "the command ran"; exit 1; }
+  echo "ok: $err"
+done

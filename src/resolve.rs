@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
+
 use crate::error::{Error, Failure, SourceError};
 use crate::plan::{Plan, Target, is_env_name};
 use crate::reference::{Backend, Location, Selector};
@@ -172,8 +174,16 @@ const BACKSTOP: Duration = Duration::from_secs(2);
 /// Fetches everything the plan names. `interrupted` is polled while waiting; when it returns a
 /// signal number, resolution stops and `Error::Interrupted` is returned.
 pub fn resolve(plan: &Plan, interrupted: &dyn Fn() -> Option<i32>) -> Result<Outcome, Error> {
+    resolve_with(plan, FetchContext::new(plan.timeout), interrupted)
+}
+
+/// [`resolve`] with a given context (e.g. [`FetchContext::for_check`]).
+pub fn resolve_with(
+    plan: &Plan,
+    cx: FetchContext,
+    interrupted: &dyn Fn() -> Option<i32>,
+) -> Result<Outcome, Error> {
     let started = Instant::now();
-    let cx = FetchContext::new(plan.timeout);
 
     // Unique locations per backend, in a stable order.
     let mut batches: BTreeMap<Backend, Vec<Location>> = BTreeMap::new();
@@ -255,6 +265,16 @@ pub fn resolve(plan: &Plan, interrupted: &dyn Fn() -> Option<i32>) -> Result<Out
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    // A fetch thread that ended without answering (it panicked) fails its backend, rather
+    // than the lookup below.
+    for backend in batches.keys() {
+        if !fetched.contains_key(backend) && !backend_errors.iter().any(|(b, _)| b == backend) {
+            backend_errors.push((
+                *backend,
+                SourceError::internal("the source stopped without an answer (a bug in stepsecret)"),
+            ));
+        }
+    }
 
     let entries = plan
         .entries
@@ -296,7 +316,14 @@ fn select(
     };
     match &entry.expand {
         None => match found.document.select(&entry.reference.selector) {
-            Ok(Selected::One(value)) => Ok(vec![var(entry.name.clone(), value)]),
+            Ok(Selected::One(value)) => {
+                if entry.target == Target::Env
+                    && let Some(problem) = env_value_problem(value.expose_secret())
+                {
+                    return Err(SourceError::config(problem));
+                }
+                Ok(vec![var(entry.name.clone(), value)])
+            }
             Ok(Selected::Many(_)) => Err(SourceError::internal("unexpected expansion")),
             Err(message) => Err(SourceError::not_found(message)),
         },
@@ -313,7 +340,9 @@ fn select(
                 .into_iter()
                 .map(|(key, value)| {
                     let name = expanded_name(prefix, &key);
-                    if is_env_name(&name) {
+                    if let Some(problem) = env_value_problem(value.expose_secret()) {
+                        Err(SourceError::config(format!("key `{key}`: {problem}")))
+                    } else if is_env_name(&name) {
                         Ok(var(name, value))
                     } else {
                         Err(SourceError::config(format!(
@@ -323,6 +352,24 @@ fn select(
                 })
                 .collect()
         }
+    }
+}
+
+/// Why `value` cannot be an environment variable's value, if it cannot: a NUL byte ends a C
+/// string early, and bytes that are not UTF-8 (binary data) reach most programs mangled or
+/// rejected, so both must go to a file instead. Checked here rather than in `run` so that
+/// `check` reports it too, naming the variable.
+pub fn env_value_problem(value: &[u8]) -> Option<&'static str> {
+    if std::str::from_utf8(value).is_err() {
+        Some(
+            "the value is binary (not valid UTF-8 text), which an environment variable cannot carry intact; write it to a file with --file NAME=REF (or [files] in the spec)",
+        )
+    } else if value.contains(&0) {
+        Some(
+            "the value contains a NUL byte, which an environment variable cannot hold; write it to a file with --file NAME=REF (or [files] in the spec)",
+        )
+    } else {
+        None
     }
 }
 
@@ -344,6 +391,17 @@ pub fn expanded_name(prefix: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_values_must_be_text_without_nul() {
+        assert_eq!(env_value_problem(b"plain text \xc3\xa9"), None);
+        assert!(env_value_problem(b"a\0b").unwrap().contains("NUL"));
+        assert!(
+            env_value_problem(&[0xff, 0xfe, 0x01])
+                .unwrap()
+                .contains("--file")
+        );
+    }
 
     #[test]
     fn expanded_names_are_upper_cased_and_sanitized() {

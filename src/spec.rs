@@ -65,6 +65,15 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// A role to assume with the CI's OIDC token; else AWS_ROLE_ARN.
     pub role_arn: Option<String>,
+    /// How long the assumed role's session lasts, in seconds (900 to 43200; default 900: the
+    /// credentials are only used while fetching).
+    pub duration_seconds: Option<u32>,
+    /// The variable holding the CI's OIDC token when it is not one stepsecret knows (e.g. a
+    /// GitLab `id_tokens` entry).
+    pub oidc_token_env: Option<String>,
+    /// The audience asked for where the token is minted on request (GitHub Actions); default
+    /// `sts.amazonaws.com`.
+    pub audience: Option<String>,
 }
 
 /// A spec file read from disk, with what is needed to point errors at lines.

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use crate::cli::{CheckArgs, Format};
 use crate::error::{Error, Failure};
 use crate::plan::Plan;
-use crate::resolve::{collisions, resolve};
+use crate::resolve::{collisions, resolve_with};
+use crate::sources::FetchContext;
 
 /// One row of the report.
 struct Row {
@@ -23,7 +24,8 @@ struct Row {
 
 pub fn check(args: CheckArgs) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec)?;
-    let outcome = resolve(&plan, &|| None)?;
+    let cx = FetchContext::new(plan.timeout).for_check();
+    let outcome = resolve_with(&plan, cx, &|| None)?;
     let mut rows = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     for (i, result) in outcome.entries.iter().enumerate() {

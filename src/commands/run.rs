@@ -27,19 +27,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     let signals = Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
     let (vars, mut sources) = resolve(&plan, &|| signals.received())?.into_vars(&plan)?;
 
-    // Values of env secrets must be valid in an environment; check before anything is written.
-    if let Some(var) = vars
-        .iter()
-        .find(|v| v.target == Target::Env && v.value.expose_secret().contains(&0))
-    {
-        return Err(Error::Resolve(vec![crate::error::Failure {
-            name: var.name.clone(),
-            reference: plan.entries[var.entry].reference.raw.clone(),
-            error: crate::error::SourceError::config(
-                "the value contains a NUL byte, which an environment variable cannot hold; use --file",
-            ),
-        }]));
-    }
+    // Values of env secrets were checked (no NUL byte, valid UTF-8) by `resolve`.
 
     let dir = if vars.iter().any(|v| v.target == Target::File) {
         Some(SecretDir::create()?)

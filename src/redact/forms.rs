@@ -94,7 +94,7 @@ fn aligned_base64(
     // shares three (the last of which holds two bits of the placeholder).
     let lead = [0, 2, 3][offset];
     // A trailing partial group's last character mixes in bits of whatever follows.
-    let trail = usize::from(shifted.len() % 3 != 0);
+    let trail = usize::from(!shifted.len().is_multiple_of(3));
     (encoded.len() > lead + trail).then(|| encoded[lead..encoded.len() - trail].to_vec())
 }
 

@@ -9,6 +9,8 @@
 
 #[cfg(feature = "age-source")]
 pub mod age;
+#[cfg(feature = "aws")]
+pub mod aws;
 
 use std::time::{Duration, Instant};
 
@@ -61,12 +63,24 @@ pub trait SecretSource: Send + Sync {
 pub struct FetchContext {
     /// The overall deadline, retries included.
     pub deadline: Instant,
+    /// The fetch is for `check`: a source may spend extra requests on what `check` shows
+    /// (version history, rotation dates, who it is logged in as) that `run` does not need.
+    pub check: bool,
 }
 
 impl FetchContext {
     pub fn new(timeout: Duration) -> Self {
         FetchContext {
             deadline: Instant::now() + timeout,
+            check: false,
+        }
+    }
+
+    /// The same context, marked as a `check`.
+    pub fn for_check(self) -> Self {
+        FetchContext {
+            check: true,
+            ..self
         }
     }
 
@@ -115,6 +129,8 @@ pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, Sour
     match backend {
         #[cfg(feature = "age-source")]
         Backend::Age => Ok(Box::new(age::AgeSource::from_env(&plan.base_dir)?)),
+        #[cfg(feature = "aws")]
+        Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws)?)),
         #[allow(unreachable_patterns)]
         other => Err(SourceError::unavailable(format!(
             "{other}:// references are not built in yet: this stepsecret was built without the {other} source"

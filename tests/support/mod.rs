@@ -2,7 +2,9 @@
 //! clean environment, and helpers for age keys and sealed files.
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod contract;
+pub mod moto;
 
 use std::ffi::OsString;
 use std::io::Write;

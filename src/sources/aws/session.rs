@@ -1,0 +1,222 @@
+//! The AWS SDK set up once per run: one HTTP client shared by every region
+//! ([`super::http`]), retries tuned for a CLI that must finish under a deadline, the region
+//! and credentials resolved up front, and one Secrets Manager client per region.
+//!
+//! Credentials come from the SDK's default chain (environment, profile, SSO, web identity
+//! token file, ECS, EC2 metadata), or, when a role is configured and the CI gave this job an
+//! OIDC token, from AssumeRoleWithWebIdentity with that token ([`super::web_identity`]).
+//! They are resolved before the first request, so "no credentials" or "token rejected" is
+//! reported once, for the backend, instead of once per secret.
+//!
+//! EC2 metadata (IMDS) is only asked for a region when nothing else could have answered:
+//! with credentials in the environment or web identity, this is not an EC2 instance worth
+//! waiting a second or more for, and CI containers that are not on EC2 would stall on it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_secretsmanager::config::Region;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use super::errors::{self, AttemptLog, Attempts};
+use super::http::NoRetryOnBadCertificate;
+use super::settings::{self, Settings};
+use super::web_identity::{self, AssumedRole};
+use crate::ci::OidcToken;
+use crate::error::SourceError;
+
+/// Attempts per request, retries included. Throttling, 5xx, timeouts and connection errors
+/// are retried with exponential backoff and full jitter (the SDK's standard strategy); the
+/// run's deadline cuts it short anyway. Not the SDK's adaptive mode: after one throttle it
+/// estimates a send rate from the one or two requests a run makes and waits seconds for it,
+/// which a CLI with a deadline cannot afford (the pacer already keeps the rate down).
+const MAX_ATTEMPTS: u32 = 8;
+/// The first retry waits up to this long (uniformly random: full jitter), doubling each time.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// No single wait is longer than this, so a throttling storm that ends is noticed quickly.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+/// A connection that cannot be made in this time is retried (a blackholed endpoint).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt that takes longer than this is abandoned and retried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Variables that, when set, mean the user tuned retries themselves: theirs win.
+const RETRY_ENV: [&str; 2] = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"];
+
+/// What the run needs from the environment to set up the SDK.
+pub struct Options<'a> {
+    pub settings: &'a Settings,
+    /// The CI token to assume the role with; `Some` only when a role is configured.
+    pub token: Option<&'a OidcToken>,
+    /// The role's setting name when a role is configured but no token was found.
+    pub role_without_token: Option<&'static str>,
+    /// Whether some reference has no region of its own.
+    pub needs_default_region: bool,
+    /// A region some reference names, for STS when there is no default region.
+    pub any_region: Option<&'a str>,
+}
+
+/// How the run authenticated, for `check` and messages. Never a credential.
+#[derive(Debug, Clone, Default)]
+pub struct Authenticated {
+    pub web_identity: Option<AssumedRole>,
+    pub default_region: Option<String>,
+}
+
+/// The configured SDK for one run.
+pub struct Session {
+    base: SdkConfig,
+    pub default_region: Option<String>,
+    pub attempts: Arc<Attempts>,
+    pub authenticated: Authenticated,
+    clients: Mutex<BTreeMap<String, aws_sdk_secretsmanager::Client>>,
+}
+
+impl Session {
+    /// Sets up the SDK and resolves credentials (assuming the role when asked).
+    pub async fn open(options: Options<'_>) -> Result<Session, SourceError> {
+        let attempts = Arc::new(Attempts::default());
+        let http = super::http::Client::shared();
+        let env_credentials = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+            .iter()
+            .all(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
+
+        // The providers we chain ourselves need the HTTP client too (the SDK is built without
+        // a default one); the loader hands the same client to the credential providers.
+        let providers = ProviderConfig::without_region().with_http_client(http.clone());
+        let mut region =
+            RegionProviderChain::first_try(options.settings.region.clone().map(Region::new))
+                .or_else(EnvironmentVariableRegionProvider::new())
+                .or_else(
+                    ProfileFileRegionProvider::builder()
+                        .configure(&providers)
+                        .build(),
+                );
+        if options.needs_default_region && !env_credentials && options.token.is_none() {
+            region = region.or_else(ImdsRegionProvider::builder().configure(&providers).build());
+        }
+
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(region)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        if !RETRY_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+            loader = loader.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(INITIAL_BACKOFF)
+                    .with_max_backoff(MAX_BACKOFF),
+            );
+        }
+        if options.token.is_some() {
+            // AssumeRoleWithWebIdentity is unsigned; nothing else may be looked up.
+            loader = loader.no_credentials();
+        }
+        let base = loader.load().await;
+        // An empty AWS_REGION is "unset", not a region; a malformed one is named here rather
+        // than failing later inside endpoint resolution.
+        let default_region = base
+            .region()
+            .map(ToString::to_string)
+            .filter(|r| !r.is_empty());
+        if let Some(region) = &default_region {
+            settings::check_region(region, "the default region (AWS_REGION or the profile)")?;
+        }
+
+        let mut authenticated = Authenticated {
+            web_identity: None,
+            default_region: default_region.clone(),
+        };
+        let credentials = match (options.token, &options.settings.role) {
+            (Some(token), Some(role)) => {
+                let region = default_region
+                    .as_deref()
+                    .or(options.any_region)
+                    .ok_or_else(no_region)?;
+                let sts = sts_client(&base, region, &attempts);
+                let (credentials, assumed) =
+                    web_identity::assume(&sts, role, token, options.settings, &attempts).await?;
+                authenticated.web_identity = Some(assumed);
+                credentials
+            }
+            _ => {
+                let provider = base.credentials_provider().ok_or_else(|| {
+                    errors::from_credentials(
+                        &aws_credential_types::provider::error::CredentialsError::not_loaded(
+                            "no provider",
+                        ),
+                        options.role_without_token,
+                    )
+                })?;
+                provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|e| errors::from_credentials(&e, options.role_without_token))?
+            }
+        };
+        // The credentials were just resolved; hand them to every client as they are so no
+        // provider runs twice (SSO, credential_process and IMDS each cost a round trip).
+        let base = base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        Ok(Session {
+            base,
+            default_region,
+            attempts,
+            authenticated,
+            clients: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The Secrets Manager client for `region` (one per region, sharing connections).
+    pub fn secrets(&self, region: &str) -> aws_sdk_secretsmanager::Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_secretsmanager::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_string()))
+                    .interceptor(AttemptLog(Arc::clone(&self.attempts)))
+                    .retry_classifier(NoRetryOnBadCertificate)
+                    .build();
+                aws_sdk_secretsmanager::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    /// An STS client with the run's credentials (for GetCallerIdentity).
+    pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+        sts_client(&self.base, region, &self.attempts)
+    }
+}
+
+fn sts_client(base: &SdkConfig, region: &str, attempts: &Arc<Attempts>) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::config::Builder::from(base)
+        .region(Region::new(region.to_string()))
+        .interceptor(AttemptLog(Arc::clone(attempts)))
+        .retry_classifier(NoRetryOnBadCertificate)
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+/// The error for a run with no region anywhere.
+pub fn no_region() -> SourceError {
+    SourceError::config(
+        "no AWS region: set [aws] region in the spec, AWS_REGION, a region in the AWS profile, or ?region=... on the reference",
+    )
+}
