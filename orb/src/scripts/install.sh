@@ -1,0 +1,122 @@
+#!/bin/sh
+# stepsecret/install: download the static binary for this machine, verify its sha256 BEFORE it
+# is made executable, and install it. POSIX sh (cimg images, Alpine/busybox), curl or wget.
+#
+# Parameters (environment):
+#   PARAM_VERSION            release to install, e.g. 0.1.0 (a leading v is accepted)
+#   PARAM_INSTALL_DIR        target directory (a leading ~ means $HOME); default /usr/local/bin
+#   PARAM_DOWNLOAD_BASE_URL  where stepsecret-<arch>-unknown-linux-musl{,.sha256} are found;
+#                            else $STEPSECRET_DOWNLOAD_BASE_URL; else the GitHub release.
+set -eu
+
+fail() {
+    printf 'stepsecret/install: error: %s\n' "$*" >&2
+    exit 1
+}
+say() { printf 'stepsecret/install: %s\n' "$*"; }
+
+version=${PARAM_VERSION:-}
+version=${version#v}
+[ -n "$version" ] || fail "the version parameter is empty"
+case $version in
+    *[!0-9A-Za-z.+-]*) fail "invalid version: $version" ;;
+esac
+
+install_dir=${PARAM_INSTALL_DIR:-/usr/local/bin}
+# shellcheck disable=SC2088 # a literal "~" from the parameter, expanded here
+case $install_dir in
+    "~") install_dir=$HOME ;;
+    "~/"*) install_dir=$HOME/${install_dir#"~/"} ;;
+esac
+target=$install_dir/stepsecret
+
+# Already there: nothing to download.
+if [ -x "$target" ]; then
+    current=$("$target" --version 2>/dev/null || true)
+    if [ "$current" = "stepsecret $version" ]; then
+        say "stepsecret $version is already installed at $target; skipping the download"
+        exit 0
+    fi
+fi
+
+[ "$(uname -s)" = Linux ] || fail "stepsecret ships Linux binaries only (this is $(uname -s))"
+machine=$(uname -m)
+case $machine in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) fail "no stepsecret binary for the architecture $machine (x86_64 and aarch64 only)" ;;
+esac
+asset=stepsecret-$arch-unknown-linux-musl
+
+base_url=${PARAM_DOWNLOAD_BASE_URL:-${STEPSECRET_DOWNLOAD_BASE_URL:-https://github.com/stepsecret/stepsecret/releases/download/v$version}}
+base_url=${base_url%/}
+
+if command -v curl >/dev/null 2>&1; then
+    fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 20 -o "$2" "$1"; }
+elif command -v wget >/dev/null 2>&1; then
+    fetch() { wget -q -T 30 -O "$2" "$1"; }
+else
+    fail "neither curl nor wget is installed"
+fi
+
+if command -v sha256sum >/dev/null 2>&1; then
+    sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null 2>&1; then
+    sha256_of() { shasum -a 256 "$1" | cut -d' ' -f1; }
+elif command -v openssl >/dev/null 2>&1; then
+    sha256_of() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+else
+    fail "no sha256 tool (sha256sum, shasum or openssl) is installed"
+fi
+
+# Downloads land in a private directory, never executable, removed on every exit.
+umask 077
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/stepsecret-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "downloading $asset $version from $base_url"
+fetch "$base_url/$asset.sha256" "$tmp/$asset.sha256" || fail "could not download $base_url/$asset.sha256"
+fetch "$base_url/$asset" "$tmp/$asset" || fail "could not download $base_url/$asset"
+
+# sha256sum format: "<64 hex>  <file name>"; the name, when present, must be the asset's.
+expected=$(head -n 1 "$tmp/$asset.sha256" | tr -d '\r' | tr 'A-F' 'a-f')
+named=$(printf '%s\n' "$expected" | cut -s -d' ' -f2- | sed 's/^[ *]*//')
+expected=$(printf '%s\n' "$expected" | cut -d' ' -f1)
+case $expected in
+    *[!0-9a-f]* | "") fail "$asset.sha256 holds no sha256 checksum" ;;
+esac
+[ ${#expected} -eq 64 ] || fail "$asset.sha256 holds no sha256 checksum"
+if [ -n "$named" ] && [ "$named" != "$asset" ]; then
+    fail "$asset.sha256 is the checksum of $named, not of $asset"
+fi
+actual=$(sha256_of "$tmp/$asset")
+if [ "$actual" != "$expected" ]; then
+    fail "checksum mismatch for $asset: expected $expected, got $actual; refusing to install it"
+fi
+say "sha256 verified: $actual"
+
+# Only now does it become executable: staged next to the target, then renamed into place.
+as_needed=""
+if ! mkdir -p "$install_dir" 2>/dev/null || [ ! -w "$install_dir" ]; then
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        as_needed=sudo
+        sudo mkdir -p "$install_dir"
+    else
+        fail "cannot write to $install_dir"
+    fi
+fi
+staged=$install_dir/.stepsecret.$$.tmp
+$as_needed cp "$tmp/$asset" "$staged" || fail "could not write $staged"
+if ! $as_needed chmod 0755 "$staged" || ! $as_needed mv -f "$staged" "$target"; then
+    $as_needed rm -f "$staged"
+    fail "could not install $target"
+fi
+
+installed=$("$target" --version 2>&1) || fail "$target does not run: $installed"
+say "installed $installed at $target"
+case :$PATH: in
+    *:"$install_dir":*) ;;
+    *) say "note: $install_dir is not on PATH; pass install_dir to stepsecret/run too" ;;
+esac
