@@ -10,6 +10,11 @@
 //! age://RELATIVE/PATH[#KEY | #/pointer | #*]        (age:///abs/path for an absolute path)
 //! ```
 //!
+//! A `vault://` reference to a path that generates its secret on write (PKI `issue`, SSH `sign`)
+//! carries the request's parameters in its query, the way consul-template's `secret` function
+//! takes them: `vault://pki/issue/web?common_name=app.example.com&ttl=1h#certificate`. Any
+//! parameter other than `version` is one of those; KV paths refuse them when fetched.
+//!
 //! The query may also follow the fragment (`#password?version=2`), the way people tend to write
 //! it after reading `vault://MOUNT/PATH#KEY`; it is only taken as a query when every part of it
 //! is a known parameter, so a key that happens to contain `?` still works.
@@ -71,8 +76,14 @@ impl fmt::Display for Location {
         match self {
             Location::Vault(v) => {
                 write!(f, "vault://{}", v.path)?;
+                let mut sep = '?';
                 if let Some(version) = v.version {
-                    write!(f, "?version={version}")?;
+                    write!(f, "{sep}version={version}")?;
+                    sep = '&';
+                }
+                for (key, value) in &v.params {
+                    write!(f, "{sep}{key}={value}")?;
+                    sep = '&';
                 }
                 Ok(())
             }
@@ -104,6 +115,8 @@ pub struct VaultLocation {
     pub path: String,
     /// A KV v2 version (`?version=N`).
     pub version: Option<u64>,
+    /// Parameters of a write (`?common_name=...`): the path generates its secret on write.
+    pub params: Vec<(String, String)>,
 }
 
 /// An AWS Secrets Manager secret.
@@ -226,7 +239,7 @@ impl std::str::FromStr for Reference {
             query = Some(q);
         }
 
-        let params = parse_query(raw, query)?;
+        let params = parse_query(raw, query, backend)?;
         let selector = parse_selector(raw, fragment)?;
         let location = match backend {
             Backend::Vault => Location::Vault(vault_location(raw, body, &params)?),
@@ -243,7 +256,11 @@ impl std::str::FromStr for Reference {
 
 type Params<'a> = Vec<(&'a str, &'a str)>;
 
-fn parse_query<'a>(raw: &str, query: Option<&'a str>) -> Result<Params<'a>, ReferenceError> {
+fn parse_query<'a>(
+    raw: &str,
+    query: Option<&'a str>,
+    backend: Backend,
+) -> Result<Params<'a>, ReferenceError> {
     let Some(query) = query else {
         return Ok(Vec::new());
     };
@@ -255,7 +272,10 @@ fn parse_query<'a>(raw: &str, query: Option<&'a str>) -> Result<Params<'a>, Refe
                 PARAMS.join(", ")
             )));
         };
-        if !PARAMS.contains(&key) {
+        let write_parameter = backend == Backend::Vault
+            && !key.is_empty()
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !PARAMS.contains(&key) && !write_parameter {
             return Err(ReferenceError(format!(
                 "unknown parameter `{key}` in `{raw}` (known parameters: {})",
                 PARAMS.join(", ")
@@ -321,7 +341,12 @@ fn vault_location(
     body: &str,
     params: &Params<'_>,
 ) -> Result<VaultLocation, ReferenceError> {
-    only_params(raw, params, &["version"])?;
+    let aws_only = ["version-stage", "version-id", "region"];
+    if let Some((key, _)) = params.iter().find(|(k, _)| aws_only.contains(k)) {
+        return Err(ReferenceError(format!(
+            "`{key}` does not apply to `{raw}` (vault:// takes ?version=N, or a write's parameters)"
+        )));
+    }
     let path = body.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').collect();
     if path.is_empty() || path.starts_with('/') || segments.len() < 2 {
@@ -348,9 +373,20 @@ fn vault_location(
             }
         },
     };
+    let params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| *k != "version")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if version.is_some() && !params.is_empty() {
+        return Err(ReferenceError(format!(
+            "`{raw}` mixes ?version= (a KV read) with write parameters; use one or the other"
+        )));
+    }
     Ok(VaultLocation {
         path: path.to_string(),
         version,
+        params,
     })
 }
 
@@ -433,7 +469,8 @@ mod tests {
                 r.location,
                 Location::Vault(VaultLocation {
                     path: "secret/prod/db".into(),
-                    version: Some(3)
+                    version: Some(3),
+                    params: Vec::new(),
                 })
             );
             assert_eq!(r.selector, Selector::Key("password".into()));
@@ -500,14 +537,34 @@ mod tests {
         assert!(error("age://a.age?version=2").contains("takes no parameters"));
         assert!(error("s3://bucket/key").contains("unknown scheme"));
         assert!(error("just-a-string").contains("not a reference"));
-        assert!(error("vault://secret/x?colour=blue").contains("unknown parameter"));
+        assert!(error("aws-sm://x?colour=blue").contains("unknown parameter"));
+        assert!(error("vault://secret/x?col-our=blue").contains("unknown parameter"));
+        assert!(error("vault://pki/issue/x?version=2&ttl=1h").contains("mixes"));
         assert!(error("vault://secret/x?version=1&version=2").contains("twice"));
+    }
+
+    #[test]
+    fn vault_write_parameters() {
+        let r = parse("vault://pki/issue/web?common_name=app.example.com&ttl=1h#certificate");
+        let Location::Vault(loc) = r.location else {
+            panic!()
+        };
+        assert_eq!(loc.path, "pki/issue/web");
+        assert_eq!(
+            loc.params,
+            [
+                ("common_name".to_string(), "app.example.com".to_string()),
+                ("ttl".to_string(), "1h".to_string())
+            ]
+        );
+        assert_eq!(r.selector, Selector::Key("certificate".into()));
     }
 
     #[test]
     fn display_of_locations_round_trips() {
         for s in [
             "vault://secret/prod/db?version=2",
+            "vault://pki/issue/web?common_name=a.example.com&ttl=1h",
             "aws-sm://prod/db?version-stage=AWSCURRENT&region=eu-west-1",
             "age://dir/file.age",
         ] {

@@ -33,6 +33,12 @@ impl SecretJson {
     pub fn value(&self) -> &Value {
         &self.0
     }
+
+    /// Moves out the member `key` of an object (null when there is none), still wrapped, so
+    /// part of an answer can be kept without copying its strings.
+    pub fn take(&mut self, key: &str) -> SecretJson {
+        SecretJson(self.0.get_mut(key).map(Value::take).unwrap_or(Value::Null))
+    }
 }
 
 impl Drop for SecretJson {

@@ -55,6 +55,26 @@ pub struct VaultSettings {
     pub auth_path: Option<String>,
     /// Enterprise / OpenBao namespace; else VAULT_NAMESPACE.
     pub namespace: Option<String>,
+    /// The variable holding the CI's OIDC token when it is not one stepsecret knows (e.g. a
+    /// GitLab `id_tokens` entry).
+    pub oidc_token_env: Option<String>,
+    /// The audience asked for where the token is minted on request (GitHub Actions).
+    pub audience: Option<String>,
+    /// AppRole role id (not a secret); else VAULT_ROLE_ID or `role_id_file`.
+    pub role_id: Option<String>,
+    /// A file holding the AppRole role id; else VAULT_ROLE_ID_FILE.
+    pub role_id_file: Option<PathBuf>,
+    /// A file holding the AppRole secret id; else VAULT_SECRET_ID (the text) or
+    /// VAULT_SECRET_ID_FILE.
+    pub secret_id_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the server's certificate; else VAULT_CACERT.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS; else VAULT_CLIENT_CERT.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate; else VAULT_CLIENT_KEY.
+    pub client_key: Option<PathBuf>,
+    /// How many requests may be in flight at once (default 16).
+    pub concurrency: Option<usize>,
 }
 
 /// `[aws]`: settings for `aws-sm://` references.

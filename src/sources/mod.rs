@@ -11,6 +11,8 @@
 pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +131,11 @@ pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, Sour
     match backend {
         #[cfg(feature = "age-source")]
         Backend::Age => Ok(Box::new(age::AgeSource::from_env(&plan.base_dir)?)),
+        #[cfg(feature = "vault")]
+        Backend::Vault => Ok(Box::new(vault::VaultSource::open(
+            &plan.vault,
+            &plan.base_dir,
+        )?)),
         #[cfg(feature = "aws")]
         Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws)?)),
         #[allow(unreachable_patterns)]

@@ -1,0 +1,175 @@
+//! The `[vault]` settings, completed from the environment the way the Vault CLI reads it
+//! (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, ...) and validated before any request.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::SourceError;
+use crate::spec::{VaultAuth, VaultSettings};
+
+/// Requests in flight at once unless `[vault] concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Where the orb and the pipe pass their parameters (the spec wins when it sets them).
+pub const ROLE_ENV: &str = "STEPSECRET_VAULT_ROLE";
+pub const AUTH_PATH_ENV: &str = "STEPSECRET_VAULT_AUTH_PATH";
+pub const AUTH_ENV: &str = "STEPSECRET_VAULT_AUTH";
+
+/// TLS files.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub ca_cert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// Everything the Vault source needs to know before it sends a request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub address: String,
+    /// The method asked for; `None` picks one from what the job has.
+    pub auth: Option<VaultAuth>,
+    pub role: Option<String>,
+    /// Where the auth method is mounted, without `auth/` (e.g. `jwt`, `circleci`).
+    pub auth_path: Option<String>,
+    pub namespace: Option<String>,
+    pub oidc_token_env: Option<String>,
+    pub audience: Option<String>,
+    pub role_id: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    pub tls: Tls,
+    pub concurrency: usize,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    env(name).map(PathBuf::from)
+}
+
+impl Settings {
+    /// The spec's `[vault]` table, then the environment. Relative paths in the spec start at
+    /// the spec's folder.
+    pub fn new(spec: &VaultSettings, base_dir: &Path) -> Result<Settings, SourceError> {
+        let in_spec = |p: &Option<PathBuf>| p.as_ref().map(|p| base_dir.join(p));
+        let address = spec
+            .address
+            .clone()
+            .or_else(|| env("VAULT_ADDR"))
+            .ok_or_else(|| {
+                SourceError::config(
+                    "no Vault address: set [vault] address in the spec or VAULT_ADDR (e.g. https://vault.example.com:8200)",
+                )
+            })?;
+        let address = address.trim().trim_end_matches('/').to_string();
+        let rest = address
+            .strip_prefix("https://")
+            .or_else(|| address.strip_prefix("http://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', ' '])) {
+            return Err(SourceError::config(format!(
+                "Vault address `{address}` is not http(s)://HOST[:PORT] (set [vault] address or VAULT_ADDR)"
+            )));
+        }
+        let auth = match spec.auth {
+            Some(a) => Some(a),
+            None => match env(AUTH_ENV).as_deref() {
+                None => None,
+                Some("jwt") => Some(VaultAuth::Jwt),
+                Some("approle") => Some(VaultAuth::Approle),
+                Some("token") => Some(VaultAuth::Token),
+                Some(other) => {
+                    return Err(SourceError::config(format!(
+                        "{AUTH_ENV}=`{other}` is not jwt, approle or token"
+                    )));
+                }
+            },
+        };
+        let auth_path = spec
+            .auth_path
+            .clone()
+            .or_else(|| env(AUTH_PATH_ENV))
+            .map(|p| {
+                p.trim_matches('/')
+                    .trim_start_matches("auth/")
+                    .trim_matches('/')
+                    .to_string()
+            });
+        if let Some(path) = &auth_path
+            && (path.is_empty() || path.split('/').any(|s| s.is_empty() || s == ".."))
+        {
+            return Err(SourceError::config(format!(
+                "Vault auth path `{path}` is not a mount path such as `jwt` or `ci/jwt`"
+            )));
+        }
+        let concurrency = spec.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=256).contains(&concurrency) {
+            return Err(SourceError::config(format!(
+                "[vault] concurrency = {concurrency}: use 1 to 256"
+            )));
+        }
+        Ok(Settings {
+            address,
+            auth,
+            role: spec.role.clone().or_else(|| env(ROLE_ENV)),
+            auth_path,
+            namespace: spec
+                .namespace
+                .clone()
+                .or_else(|| env("VAULT_NAMESPACE"))
+                .map(|n| n.trim_matches('/').to_string()),
+            oidc_token_env: spec.oidc_token_env.clone(),
+            audience: spec.audience.clone(),
+            role_id: spec.role_id.clone(),
+            role_id_file: in_spec(&spec.role_id_file),
+            secret_id_file: in_spec(&spec.secret_id_file),
+            tls: Tls {
+                ca_cert: in_spec(&spec.ca_cert).or_else(|| env_path("VAULT_CACERT")),
+                client_cert: in_spec(&spec.client_cert).or_else(|| env_path("VAULT_CLIENT_CERT")),
+                client_key: in_spec(&spec.client_key).or_else(|| env_path("VAULT_CLIENT_KEY")),
+            },
+            concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_address(address: &str) -> Result<Settings, SourceError> {
+        let spec = VaultSettings {
+            address: Some(address.into()),
+            ..VaultSettings::default()
+        };
+        Settings::new(&spec, Path::new("ci"))
+    }
+
+    #[test]
+    fn addresses_must_be_a_scheme_and_a_host() {
+        assert_eq!(
+            with_address("https://vault.example.com:8200/")
+                .unwrap()
+                .address,
+            "https://vault.example.com:8200"
+        );
+        for bad in ["vault.example.com", "https://", "ftp://x", "https://x/v1"] {
+            let err = with_address(bad).unwrap_err();
+            assert!(err.message.contains("is not http(s)://"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn spec_paths_are_relative_to_the_spec() {
+        let spec = VaultSettings {
+            address: Some("http://127.0.0.1:8200".into()),
+            ca_cert: Some("certs/ca.pem".into()),
+            auth_path: Some("/auth/ci/jwt/".into()),
+            ..VaultSettings::default()
+        };
+        let s = Settings::new(&spec, Path::new("ci")).unwrap();
+        assert_eq!(s.tls.ca_cert, Some(PathBuf::from("ci/certs/ca.pem")));
+        assert_eq!(s.auth_path.as_deref(), Some("ci/jwt"));
+    }
+}
