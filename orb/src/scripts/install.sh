@@ -53,8 +53,11 @@ base_url=${base_url%/}
 
 if command -v curl >/dev/null 2>&1; then
     fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 20 -o "$2" "$1"; }
+elif command -v wget >/dev/null 2>&1 && wget --version 2>/dev/null | grep -q 'GNU Wget'; then
+    fetch() { wget -q -T 30 -t 3 -O "$2" "$1"; }
 elif command -v wget >/dev/null 2>&1; then
-    fetch() { wget -q -T 30 -O "$2" "$1"; }
+    # busybox wget (Alpine); its -T crashes some builds (Debian's busybox 1.35 static).
+    fetch() { wget -q -O "$2" "$1"; }
 else
     fail "neither curl nor wget is installed"
 fi
@@ -109,12 +112,20 @@ if ! mkdir -p "$install_dir" 2>/dev/null || [ ! -w "$install_dir" ]; then
 fi
 staged=$install_dir/.stepsecret.$$.tmp
 $as_needed cp "$tmp/$asset" "$staged" || fail "could not write $staged"
-if ! $as_needed chmod 0755 "$staged" || ! $as_needed mv -f "$staged" "$target"; then
+if ! $as_needed chmod 0755 "$staged"; then
+    $as_needed rm -f "$staged"
+    fail "could not make $staged executable"
+fi
+# It must run here and be the version asked for, else the old binary (if any) stays.
+installed=$("$staged" --version 2>&1) || installed="(it does not run: $installed)"
+if [ "$installed" != "stepsecret $version" ]; then
+    $as_needed rm -f "$staged"
+    fail "the downloaded binary says $installed, not stepsecret $version; not installed"
+fi
+if ! $as_needed mv -f "$staged" "$target"; then
     $as_needed rm -f "$staged"
     fail "could not install $target"
 fi
-
-installed=$("$target" --version 2>&1) || fail "$target does not run: $installed"
 say "installed $installed at $target"
 case :$PATH: in
     *:"$install_dir":*) ;;

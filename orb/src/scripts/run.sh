@@ -16,8 +16,9 @@
 #   PARAM_INSTALL_DIR      where stepsecret is when not on PATH
 set -eu
 
+# fail MESSAGE [EXIT_CODE]: the code defaults to 64 (usage), as stepsecret's own.
 fail() {
-    printf 'stepsecret/run: error: %s\n' "$*" >&2
+    printf 'stepsecret/run: error: %s\n' "$1" >&2
     exit "${2:-64}"
 }
 
