@@ -28,6 +28,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --locked
 
+step "the CircleCI orb and the CI configurations (scripts/test-orb.sh)"
+scripts/test-orb.sh
+
 step "a binary without the optional sources says so instead of failing oddly"
 scripts/check-minimal-build.sh
 
