@@ -4,7 +4,9 @@
 
 pub mod aws_proxy;
 pub mod contract;
+pub mod fault_proxy;
 pub mod moto;
+pub mod openbao;
 
 use std::ffi::OsString;
 use std::io::Write;

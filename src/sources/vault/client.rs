@@ -26,6 +26,8 @@ const RETRY_STATUSES: [u16; 6] = [412, 429, 500, 502, 503, 504];
 /// The first backoff ceiling; doubled per attempt up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Time kept for a last attempt before the deadline.
+const LAST_TRY_MARGIN: Duration = Duration::from_millis(20);
 /// Answers larger than this are refused rather than buffered (a secret is far smaller).
 const MAX_BODY: u64 = 32 * 1024 * 1024;
 
@@ -146,14 +148,19 @@ impl Client {
                 .saturating_mul(1u32 << attempts.min(16))
                 .min(MAX_BACKOFF);
             let wait = jitter.below(ceiling).max(retry_after.unwrap_or_default());
-            if Instant::now() + wait >= deadline {
+            // The last try is made just before the deadline rather than given up early: the
+            // deadline is the user's budget, and the server may be back by then.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(LAST_TRY_MARGIN);
+            if left.is_zero() {
                 return Err(ApiError::GaveUp {
                     attempts,
                     last,
                     unreachable,
                 });
             }
-            std::thread::sleep(wait);
+            std::thread::sleep(wait.min(left));
         }
     }
 

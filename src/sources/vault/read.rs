@@ -93,12 +93,18 @@ fn detect(
     let answer = client
         .call(&Call::get(&route, token), deadline)
         .map_err(|e| match e {
-            ApiError::Status { status: 403, .. } => {
+            // Vault says "preflight capability check returned 403" for a valid token without
+            // grants there (or no mount at all), and a bare "permission denied" for a token it
+            // does not accept.
+            ApiError::Status { status: 403, errors } if errors.contains("preflight") => {
                 let first = path.split('/').next().unwrap_or_default();
                 SourceError::denied(format!(
                     "no access to {path}: nothing is mounted at {first}/, or the token's policies grant nothing under it"
                 ))
             }
+            ApiError::Status { status: 403, errors } => SourceError::denied(format!(
+                "Vault refused the token ({errors}): it is expired or revoked, or not a token of this server or namespace"
+            )),
             other => read_error(client, path, other),
         })?;
     let data = answer.value().get("data");
