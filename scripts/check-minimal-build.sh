@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --locked --no-default-features --target-dir target/minimal
 bin=target/minimal/debug/stepsecret
-for ref in "age://secrets.age#k" "aws-sm://prod/db#password"; do
+for ref in "age://secrets.age#k" "vault://secret/prod/db#password" "aws-sm://prod/db#password"; do
   scheme=${ref%%://*}
   marker=$(mktemp -u)
   set +e

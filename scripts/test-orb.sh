@@ -4,7 +4,8 @@
 #   1. packs the orb (tests/orb/orbtool.py, following `circleci orb pack`);
 #   2. validates the packed orb, every example's usage, .circleci/config.yml and
 #      bitbucket-pipelines.yml with check-jsonschema's bundled SchemaStore schemas;
-#   3. checks parameters, includes, enums and the orb-tools review rules (see orbtool.py);
+#   3. checks parameters, includes, enums and the orb-tools review rules (see orbtool.py),
+#      and that each of those checks fails on a copy of the orb broken the way it is about;
 #   4. shellchecks every script (the orb's as POSIX sh);
 #   5. executes orb/src/scripts/install.sh and run.sh as CircleCI would (PARAM_* variables, a
 #      throw-away BASH_ENV) under bash -eo pipefail (cimg), dash (sh) and busybox sh with only
@@ -128,6 +129,8 @@ fi
 # ---------------------------------------------------------------- 3. review
 section "parameters, includes and orb-tools review rules"
 "$py" tests/orb/orbtool.py review orb/src Cargo.toml 2>&1 | tally
+section "the review checks can fail: each broken copy of orb/src is caught"
+"$py" tests/orb/orbtool.py selftest orb/src Cargo.toml 2>&1 | tally
 section "the CI configurations' jobs, filters and gates"
 "$py" tests/orb/ci_configs.py .circleci/config.yml bitbucket-pipelines.yml 2>&1 | tally
 
@@ -346,7 +349,7 @@ API_TOKEN=age://ci/secrets.env.age#API_TOKEN" STEPSECRET_AGE_IDENTITY_FILE="$tmp
     check "[$sh_name] empty parameters set no variable" has "role=unset path=unset arn=unset spec=unset"
 
     cur_path=$fakes/circleci:$inst:$std_path
-    run_orb run.sh PARAM_COMMAND='echo ran' PARAM_OIDC_AUDIENCE='vault.example.com "x"' \
+    run_orb run.sh PARAM_COMMAND='echo "ran token=${STEPSECRET_OIDC_TOKEN-unset}"' PARAM_OIDC_AUDIENCE='vault.example.com "x"' \
         PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt" \
         FAKE_CIRCLECI_LOG="$d/circleci.log"
     check "[$sh_name] oidc_audience mints a token: circleci run oidc get --claims with that aud (JSON)" \
@@ -354,7 +357,8 @@ API_TOKEN=age://ci/secrets.env.age#API_TOKEN" STEPSECRET_AGE_IDENTITY_FILE="$tmp
 args = open(sys.argv[1]).read().splitlines()
 assert args[:4] == ["run", "oidc", "get", "--claims"], args
 assert json.loads(args[4]) == {"aud": "vault.example.com \"x\""}, args[4]' "$d/circleci.log"
-    check "[$sh_name] ... and the command ran" test "$rc" -eq 0 -a "$(grep -c '^ran$' <<<"$out")" -eq 1
+    check "[$sh_name] ... the command ran, and the minted token never reached it" \
+        test "$rc" -eq 0 -a "$(grep -c '^ran token=unset$' <<<"$out")" -eq 1 -a "$(grep -c fake.oidc <<<"$out")" -eq 0
     cur_path=$inst:$std_path
     run_orb run.sh PARAM_COMMAND='echo ran' PARAM_OIDC_AUDIENCE='aud' PARAM_SPEC=ci/stepsecret.toml \
         STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"

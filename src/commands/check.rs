@@ -104,7 +104,10 @@ fn print_text(
         .map(|r| {
             let mut version = r.version.clone().unwrap_or_else(|| "-".into());
             if let Some(created) = &r.created {
-                version.push_str(&format!(" ({created})"));
+                match age(created) {
+                    Some(age) => version.push_str(&format!(" ({created}, {} old)", short_age(age))),
+                    None => version.push_str(&format!(" ({created})")),
+                }
             }
             if r.lease {
                 version.push_str(" [lease]");
@@ -169,6 +172,29 @@ fn print_text(
     }
 }
 
+/// How long ago an RFC 3339 time was (Vault's created_time, AWS's dates), if it parses and is
+/// in the past.
+pub fn age(created: &str) -> Option<std::time::Duration> {
+    let at =
+        humantime::parse_rfc3339_weak(created.trim_end_matches('Z').split('+').next()?).ok()?;
+    std::time::SystemTime::now().duration_since(at).ok()
+}
+
+/// `3d 4h`, `5h 12m`, `42s`: the two largest units.
+fn short_age(age: std::time::Duration) -> String {
+    let s = age.as_secs();
+    let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 fn print_json(
     rows: &[Row],
     identities: &[(crate::reference::Backend, Vec<(String, String)>)],
@@ -184,6 +210,7 @@ fn print_json(
                 "reference": r.reference,
                 "version": r.version,
                 "created": r.created,
+                "age_seconds": r.created.as_deref().and_then(age).map(|a| a.as_secs()),
                 "lease": r.lease,
                 "details": r
                     .details
@@ -219,4 +246,23 @@ fn print_json(
         "{}",
         serde_json::to_string_pretty(&report).expect("JSON of plain values")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_of_vault_and_aws_timestamps() {
+        let long_ago = age("2020-01-02T03:04:05.123456789Z").unwrap();
+        assert!(long_ago.as_secs() > 5 * 365 * 86_400);
+        assert!(age("2020-01-02T03:04:05Z").is_some());
+        assert!(age("2020-01-02T03:04:05+00:00").is_some());
+        assert!(age("yesterday").is_none());
+        assert_eq!(
+            short_age(std::time::Duration::from_secs(3 * 86_400 + 7_300)),
+            "3d 2h"
+        );
+        assert_eq!(short_age(std::time::Duration::from_secs(125)), "2m 5s");
+    }
 }

@@ -4,6 +4,8 @@
     orbtool.py pack SRC OUT          pack SRC (orb-tools layout) into one orb file
     orbtool.py usages SRC OUTDIR     write each example's `usage` to OUTDIR/<example>.yml
     orbtool.py review SRC CARGO_TOML print one "PASS ..." / "FAIL ...: why" line per check
+    orbtool.py selftest SRC CARGO_TOML  breaks copies of SRC one way at a time; each must be
+                                     caught by the check that is about it
 
 Packing follows `circleci orb pack`: the YAML files at the top of SRC (@orb.yml) merge at the
 top level; each folder holding .yml files becomes a key (commands, jobs, executors, examples)
@@ -453,6 +455,75 @@ def review(src, cargo_toml):
     return 1 if failed or packed is None else 0
 
 
+# (what is broken, file, old text, new text or None to rename to `old`→`new` path, check that must fail)
+MUTATIONS = [
+    ("an undeclared << parameters.x >>", "commands/run.yml", "name: << parameters.step_name >>",
+     "name: << parameters.stepname >>", "every << parameters.x >>"),
+    ("an include of a missing file", "commands/install.yml", "<<include(scripts/install.sh)>>",
+     "<<include(scripts/missing.sh)>>", "the orb packs"),
+    ("a long inline run command", "commands/install.yml", "command: <<include(scripts/install.sh)>>",
+     "command: echo this inline command is much longer than sixty-four characters, so it must be a file",
+     "RC009"),
+    ("a run step without a name", "commands/install.yml", "      name: Install stepsecret << parameters.version >>\n",
+     "", "RC008"),
+    ("an enum default outside its enum", "executors/default.yml", "parameters:\n",
+     "parameters:\n  size:\n    description: The size.\n    type: enum\n    enum: [small, large]\n    default: huge\n",
+     "enum defaults"),
+    ("no display.source_url", "@orb.yml", "  source_url:", "  sources_url:", "RC001"),
+    ("no display.home_url", "@orb.yml", "  home_url:", "  homepage_url:", "RC012"),
+    ("a component without a description", "executors/default.yml", "description: >", "summary: >", "RC002"),
+    ("an example named example", "examples/age_file.yml", None, "examples/age_file_example.yml", "RC004"),
+    ("a camelCase parameter", "jobs/run.yml", "  checkout:\n", "  doCheckout:\n", "RC010"),
+    ("a description starting with 'This command'", "commands/install.yml", "  Download the static",
+     "  This command downloads the static", "descriptions are plain sentences"),
+    ("a write to $BASH_ENV", "scripts/run.sh", "\nexec \"$bin\"",
+     "\necho 'export LEAK=1' >> \"$BASH_ENV\"\nexec \"$bin\"", "BASH_ENV"),
+    ("a script reading a PARAM_ its step does not set", "scripts/run.sh", "${PARAM_SPEC:-}",
+     "${PARAM_SPECS:-}", "PARAM_* variables"),
+    ("an example passing an unknown parameter", "examples/vault_oidc.yml", "vault_role: ci-deploy",
+     "vault_rol: ci-deploy", "examples call existing"),
+    ("an example missing a required parameter", "examples/aws_oidc.yml", "            command: make integration-test\n",
+     "", "examples call existing"),
+    ("an install version that is not Cargo.toml's", "commands/install.yml", 'default: "0.1.0"',
+     'default: "0.0.9"', "Cargo.toml's version"),
+    ("a short orb description", "@orb.yml", "description: >\n", "description: Fetch secrets.\nold_description: >\n",
+     "RC005"),
+]
+
+
+def selftest(src, cargo_toml):
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    failed = 0
+    for what, rel, old, new, rule in MUTATIONS:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = os.path.join(tmp, "src")
+            shutil.copytree(src, copy)
+            path = os.path.join(copy, rel)
+            if old is None:
+                os.rename(path, os.path.join(copy, new))
+            else:
+                text = open(path, encoding="utf-8").read()
+                if old not in text:
+                    print(f"FAIL review catches {what}: the mutation no longer applies to {rel}")
+                    failed += 1
+                    continue
+                open(path, "w", encoding="utf-8").write(text.replace(old, new, 1))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = review(copy, cargo_toml)
+            hits = [l for l in out.getvalue().splitlines() if l.startswith("FAIL") and rule in l]
+            if rc != 0 and hits:
+                print(f"PASS review catches {what} ({rule})")
+            else:
+                failed += 1
+                print(f"FAIL review catches {what}: no failing '{rule}' check (exit {rc})")
+    return 1 if failed else 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "pack":
         try:
@@ -470,6 +541,8 @@ def main(argv):
         return 0
     if len(argv) == 4 and argv[1] == "review":
         return review(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "selftest":
+        return selftest(argv[2], argv[3])
     print(__doc__, file=sys.stderr)
     return 64
 
