@@ -39,7 +39,8 @@ check() {
         sed 's/^/        | /' "$tmp/check.log" | tail -n 25
     fi
 }
-# Counts the PASS/FAIL lines a helper prints.
+# Counts the PASS/FAIL lines a helper prints (fed by < <(...), not a pipe: a pipe's subshell
+# would lose the counts).
 tally() {
     local line
     while IFS= read -r line; do
@@ -128,11 +129,11 @@ fi
 
 # ---------------------------------------------------------------- 3. review
 section "parameters, includes and orb-tools review rules"
-"$py" tests/orb/orbtool.py review orb/src Cargo.toml 2>&1 | tally
+tally < <("$py" tests/orb/orbtool.py review orb/src Cargo.toml 2>&1)
 section "the review checks can fail: each broken copy of orb/src is caught"
-"$py" tests/orb/orbtool.py selftest orb/src Cargo.toml 2>&1 | tally
+tally < <("$py" tests/orb/orbtool.py selftest orb/src Cargo.toml 2>&1)
 section "the CI configurations' jobs, filters and gates"
-"$py" tests/orb/ci_configs.py .circleci/config.yml bitbucket-pipelines.yml 2>&1 | tally
+tally < <("$py" tests/orb/ci_configs.py .circleci/config.yml bitbucket-pipelines.yml 2>&1)
 
 # ---------------------------------------------------------------- 4. shellcheck
 section "shellcheck"

@@ -15,6 +15,7 @@
 #   PARAM_REDACT           false -> --no-redact
 #   PARAM_INSTALL_DIR      where stepsecret is when not on PATH
 set -eu
+minted=""
 
 # fail MESSAGE [EXIT_CODE]: the code defaults to 64 (usage), as stepsecret's own.
 fail() {
@@ -72,6 +73,7 @@ if [ -n "${PARAM_OIDC_AUDIENCE:-}" ]; then
     STEPSECRET_OIDC_TOKEN=$token
     export STEPSECRET_OIDC_TOKEN
     unset token
+    minted=1
 fi
 
 case ${PARAM_REDACT:-true} in
@@ -80,4 +82,10 @@ case ${PARAM_REDACT:-true} in
     *) fail "redact must be true or false, not ${PARAM_REDACT}" ;;
 esac
 
+if [ -n "$minted" ]; then
+    # The token minted here is for stepsecret alone; stepsecret passes on one that it did
+    # not log in with (only age:// references), so the command's shell drops it first.
+    # shellcheck disable=SC2016 # $1 is expanded by that shell
+    exec "$bin" run "$@" -- sh -c 'unset STEPSECRET_OIDC_TOKEN; exec sh -c "$1"' sh "$PARAM_COMMAND"
+fi
 exec "$bin" run "$@" -- sh -c "$PARAM_COMMAND"
