@@ -40,6 +40,16 @@ pub enum Command {
     ///
     /// Example: stepsecret seal -r age1... -o secrets/ci.env.age ci.env
     Seal(SealArgs),
+    /// Print the Vault or AWS configuration that grants exactly what the spec reads, and only
+    /// to this project's CI identity.
+    ///
+    /// Example: stepsecret policy --for vault --ci circleci --org ORG_ID --project PROJECT_ID --branch main | sh
+    Policy(Box<PolicyArgs>),
+    /// Report files that contain a value a run used, by the HMACs in its audit log; names the
+    /// variable, never the value. Exits 1 when any file does.
+    ///
+    /// Example: STEPSECRET_AUDIT_KEY=... stepsecret scan --audit-log audit.jsonl ./artifacts
+    Scan(ScanArgs),
     /// Internal: the guardian that cleans up if a run is killed.
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -90,6 +100,23 @@ pub struct RunArgs {
     #[arg(long, env = "STEPSECRET_NO_REDACT")]
     pub no_redact: bool,
 
+    /// Warn about secrets whose current value is older than this (default: the spec's
+    /// [policy] max_age). Example: --max-age 90d
+    #[arg(long, env = "STEPSECRET_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+
+    /// Refuse to run (exit 65) instead of warning when a secret is older than the maximum age.
+    #[arg(long, env = "STEPSECRET_ENFORCE_MAX_AGE")]
+    pub enforce_max_age: bool,
+
+    /// Append one JSON line per run to FILE: who ran, which secrets (names, references,
+    /// versions, leases; never values), the exit code and timings.
+    ///
+    /// With STEPSECRET_AUDIT_KEY set, each value's HMAC-SHA256 is recorded too, for
+    /// `stepsecret scan`.
+    #[arg(long, env = "STEPSECRET_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -114,6 +141,11 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+
+    /// Fail (exit 65) when a secret's current value is older than this, listing every one
+    /// (default: the spec's [policy] max_age). Example: --max-age 90d
+    #[arg(long, env = "STEPSECRET_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +192,115 @@ pub struct SealArgs {
     /// The dotenv or JSON file to encrypt; `-` reads stdin.
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
+}
+
+/// The server side a policy is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFor {
+    Vault,
+    Aws,
+}
+
+/// The CI whose OIDC identity a policy trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiKind {
+    Circleci,
+    Bitbucket,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Which server's configuration to print.
+    #[arg(long = "for", value_enum, value_name = "vault|aws")]
+    pub target: PolicyFor,
+
+    /// The CI whose OIDC tokens the role trusts.
+    #[arg(long, value_enum, default_value = "circleci")]
+    pub ci: CiKind,
+
+    /// CircleCI organization id (the tokens' audience).
+    #[arg(long, value_name = "ID")]
+    pub org: Option<String>,
+
+    /// CircleCI project id.
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+
+    /// Bitbucket workspace UUID.
+    #[arg(long, value_name = "UUID")]
+    pub workspace: Option<String>,
+
+    /// Bitbucket repository UUID.
+    #[arg(long, value_name = "UUID")]
+    pub repo: Option<String>,
+
+    /// Only tokens of jobs on this branch.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+
+    /// Name of the Vault policy and role, or of the IAM role.
+    #[arg(long, default_value = "stepsecret-ci")]
+    pub name: String,
+
+    /// Output: a shell script (vault) or annotated JSON documents (aws); or one JSON object.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Vault: where the JWT auth method is mounted.
+    #[arg(long, default_value = "jwt", value_name = "PATH")]
+    pub auth_path: String,
+
+    /// Vault: the role's token TTL (kept short: the token is only used while fetching).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub token_ttl: Duration,
+
+    /// Vault: a KV v1 mount (its paths are read as written). Repeatable.
+    #[arg(long, value_name = "MOUNT")]
+    pub kv1: Vec<String>,
+
+    /// Vault: a KV v2 mount whose path has several segments (e.g. team/kv). Repeatable.
+    /// Other paths are taken as KV v2 under their first segment.
+    #[arg(long, value_name = "MOUNT")]
+    pub kv2: Vec<String>,
+
+    /// Vault: a mount of another engine read as written (e.g. database). Repeatable.
+    #[arg(long, value_name = "MOUNT")]
+    pub read_mount: Vec<String>,
+
+    /// AWS: the account id (default: from [aws] role_arn or an ARN in the spec).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+
+    /// AWS: the region of secrets named without an ARN or ?region= (default: [aws] region,
+    /// AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS: also allow kms:Decrypt with this customer-managed key. Repeatable.
+    #[arg(long, value_name = "KEY_ARN")]
+    pub kms_key: Vec<String>,
+
+    /// AWS with Bitbucket: the workspace's name as it appears in the OIDC issuer URL.
+    #[arg(long, value_name = "SLUG")]
+    pub workspace_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The audit log written by `run --audit-log` with STEPSECRET_AUDIT_KEY set.
+    #[arg(long, env = "STEPSECRET_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: PathBuf,
+
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_size: u64,
+
+    /// Files or folders to scan (folders recursively; symbolic links are not followed).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h30m`; a bare number is seconds.

@@ -23,6 +23,8 @@ pub mod exit {
     pub const IOERR: u8 = 74;
     /// Gave up after retries, or the overall deadline passed.
     pub const TEMPFAIL: u8 = 75;
+    /// A secret's current value is older than the allowed maximum age (`--max-age`).
+    pub const DATAERR: u8 = 65;
     /// Permission denied: a 403, a login refused, or an age identity that does not match.
     pub const NOPERM: u8 = 77;
     /// The spec, a reference or a backend setting is invalid.
@@ -50,6 +52,8 @@ pub enum ErrorKind {
     Io,
     /// A bug (70).
     Internal,
+    /// The value is older than the allowed maximum age (65).
+    Stale,
 }
 
 impl ErrorKind {
@@ -61,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Config => exit::CONFIG,
             ErrorKind::Io => exit::IOERR,
             ErrorKind::Internal => exit::SOFTWARE,
+            ErrorKind::Stale => exit::DATAERR,
         }
     }
 
@@ -74,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
+            ErrorKind::Stale => "too-old",
         }
     }
 }

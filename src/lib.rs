@@ -6,6 +6,7 @@
 //! [`resolve`] (every [`sources`] backend at once) → [`child`] (the command, its output through
 //! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
 
+pub mod audit;
 pub mod child;
 pub mod ci;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod redact;
 pub mod reference;
 pub mod resolve;
+pub mod rotation;
 pub mod secret;
 pub mod secret_files;
 pub mod signals;

@@ -96,6 +96,8 @@ pub struct Plan {
     pub spec_path: Option<PathBuf>,
     /// The overall fetch deadline, retries included.
     pub timeout: Duration,
+    /// `[policy] max_age` from the spec.
+    pub max_age: Option<Duration>,
 }
 
 impl Plan {
@@ -157,6 +159,20 @@ impl Plan {
         let base_dir = spec
             .as_ref()
             .map_or_else(|| PathBuf::from("."), Spec::base_dir);
+        let max_age = match spec.as_ref().and_then(|s| {
+            s.file
+                .policy
+                .max_age
+                .as_ref()
+                .map(|m| (m, s.path.clone(), s.line(m.span().start)))
+        }) {
+            None => None,
+            Some((text, path, line)) => {
+                Some(crate::cli::parse_duration(text.get_ref()).map_err(|e| {
+                    Error::Spec(format!("{}:{line}: [policy] max_age: {e}", path.display()))
+                })?)
+            }
+        };
         let (vault, aws) = spec
             .as_ref()
             .map(|s| (s.file.vault.clone(), s.file.aws.clone()))
@@ -168,6 +184,7 @@ impl Plan {
             base_dir,
             spec_path: spec.map(|s| s.path),
             timeout: args.timeout,
+            max_age,
         })
     }
 

@@ -29,6 +29,17 @@ pub struct SpecFile {
     /// `PREFIX = "REF"`: every top-level key K of the secret becomes `PREFIX` + K.
     #[serde(default)]
     pub expand: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub policy: PolicySettings,
+}
+
+/// `[policy]`: rules every run and check of this spec must follow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// The oldest a secret's current value may be (e.g. "90d"); `check` fails past it, `run`
+    /// warns (or fails with --enforce-max-age).
+    pub max_age: Option<Spanned<String>>,
 }
 
 /// How the Vault / OpenBao source logs in.

@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 
 use crate::cli::{CheckArgs, Format};
-use crate::error::{Error, Failure};
+use crate::error::{Error, ErrorKind, Failure, SourceError};
 use crate::plan::Plan;
 use crate::resolve::{collisions, resolve_with};
+use crate::rotation;
 use crate::sources::FetchContext;
 
 /// One row of the report.
@@ -26,6 +27,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec)?;
     let cx = FetchContext::new(plan.timeout).for_check();
     let outcome = resolve_with(&plan, cx, &|| None)?;
+    let max_age = args.max_age.or(plan.max_age);
     let mut rows = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     for (i, result) in outcome.entries.iter().enumerate() {
@@ -42,13 +44,26 @@ pub fn check(args: CheckArgs) -> Result<u8, Error> {
             error: None,
         };
         match result {
-            Ok(vars) => rows.extend(vars.iter().map(|v| Row {
-                version: v.meta.version.clone(),
-                created: v.meta.created.clone(),
-                lease: v.meta.lease_id.is_some(),
-                details: v.meta.details.clone(),
-                ..row(v.name.clone())
-            })),
+            Ok(vars) => {
+                for v in vars {
+                    let too_old = max_age.and_then(|limit| rotation::stale(&v.meta, limit));
+                    if let Some(why) = &too_old {
+                        failures.push(Failure {
+                            name: v.name.clone(),
+                            reference: entry.reference.raw.clone(),
+                            error: SourceError::new(ErrorKind::Stale, why.clone()),
+                        });
+                    }
+                    rows.push(Row {
+                        version: v.meta.version.clone(),
+                        created: rotation::set_at(&v.meta).map(str::to_string),
+                        lease: v.meta.lease_id.is_some(),
+                        details: v.meta.details.clone(),
+                        error: too_old.map(|why| (ErrorKind::Stale.as_str().to_string(), why)),
+                        ..row(v.name.clone())
+                    });
+                }
+            }
             Err(e) => {
                 failures.push(Failure {
                     name: entry.name.clone(),
@@ -104,8 +119,10 @@ fn print_text(
         .map(|r| {
             let mut version = r.version.clone().unwrap_or_else(|| "-".into());
             if let Some(created) = &r.created {
-                match age(created) {
-                    Some(age) => version.push_str(&format!(" ({created}, {} old)", short_age(age))),
+                match rotation::age(created) {
+                    Some(age) => {
+                        version.push_str(&format!(" ({created}, {} old)", rotation::short(age)))
+                    }
                     None => version.push_str(&format!(" ({created})")),
                 }
             }
@@ -172,29 +189,6 @@ fn print_text(
     }
 }
 
-/// How long ago an RFC 3339 time was (Vault's created_time, AWS's dates), if it parses and is
-/// in the past.
-pub fn age(created: &str) -> Option<std::time::Duration> {
-    let at =
-        humantime::parse_rfc3339_weak(created.trim_end_matches('Z').split('+').next()?).ok()?;
-    std::time::SystemTime::now().duration_since(at).ok()
-}
-
-/// `3d 4h`, `5h 12m`, `42s`: the two largest units.
-fn short_age(age: std::time::Duration) -> String {
-    let s = age.as_secs();
-    let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {}s", s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 fn print_json(
     rows: &[Row],
     identities: &[(crate::reference::Backend, Vec<(String, String)>)],
@@ -210,7 +204,7 @@ fn print_json(
                 "reference": r.reference,
                 "version": r.version,
                 "created": r.created,
-                "age_seconds": r.created.as_deref().and_then(age).map(|a| a.as_secs()),
+                "age_seconds": r.created.as_deref().and_then(rotation::age).map(|a| a.as_secs()),
                 "lease": r.lease,
                 "details": r
                     .details
@@ -246,23 +240,4 @@ fn print_json(
         "{}",
         serde_json::to_string_pretty(&report).expect("JSON of plain values")
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_of_vault_and_aws_timestamps() {
-        let long_ago = age("2020-01-02T03:04:05.123456789Z").unwrap();
-        assert!(long_ago.as_secs() > 5 * 365 * 86_400);
-        assert!(age("2020-01-02T03:04:05Z").is_some());
-        assert!(age("2020-01-02T03:04:05+00:00").is_some());
-        assert!(age("yesterday").is_none());
-        assert_eq!(
-            short_age(std::time::Duration::from_secs(3 * 86_400 + 7_300)),
-            "3d 2h"
-        );
-        assert_eq!(short_age(std::time::Duration::from_secs(125)), "2m 5s");
-    }
 }

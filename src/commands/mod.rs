@@ -3,8 +3,10 @@
 
 mod check;
 mod keys;
+mod policy;
 mod redact;
 mod run;
+mod scan;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -17,6 +19,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Redact(args) => redact::redact(args),
         Command::Keygen(args) => keys::keygen(args),
         Command::Seal(args) => keys::seal(args),
+        Command::Policy(args) => policy::policy(*args),
+        Command::Scan(args) => scan::scan(args),
         Command::Guard => Ok(crate::guardian::run()),
     }
 }

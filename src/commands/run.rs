@@ -2,30 +2,80 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use secrecy::ExposeSecret;
 
 use super::warn;
+use crate::audit::AuditLog;
 use crate::child::{self, Launch};
 use crate::cli::RunArgs;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind, Failure, SourceError};
 use crate::guardian::{self, Guardian};
 use crate::plan::{Plan, Target};
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
+use crate::rotation;
 use crate::secret_files::SecretDir;
 use crate::signals::Signals;
 use crate::sources::ALWAYS_REMOVED;
 
 pub fn run(args: RunArgs) -> Result<u8, Error> {
+    // Opened before anything is fetched: a run whose record cannot be written never starts.
+    let mut audit = match &args.audit_log {
+        Some(path) => Some(AuditLog::open(path)?),
+        None => None,
+    };
+    let result = run_audited(args, audit.as_mut());
+    if let Some(audit) = audit {
+        audit.write(&result);
+    }
+    result
+}
+
+fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Error> {
+    let started = Instant::now();
     let plan = Plan::build(&args.spec)?;
     if plan.entries.is_empty() {
         return Err(Error::Usage(
             "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF or STEPSECRET_SECRETS".into(),
         ));
     }
+    if let Some(a) = audit.as_deref_mut() {
+        a.phase("plan", started);
+    }
     let signals = Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
-    let (vars, mut sources) = resolve(&plan, &|| signals.received())?.into_vars(&plan)?;
+    let fetching = Instant::now();
+    let outcome = resolve(&plan, &|| signals.received())?;
+    if let Some(a) = audit.as_deref_mut() {
+        a.identities(&outcome.sources.identities());
+        a.phase("resolve", fetching);
+    }
+    let (vars, mut sources) = outcome.into_vars(&plan)?;
+    if let Some(a) = audit.as_deref_mut() {
+        a.variables(&plan, &vars);
+    }
+
+    if let Some(limit) = args.max_age.or(plan.max_age) {
+        let stale: Vec<Failure> = vars
+            .iter()
+            .filter_map(|v| {
+                rotation::stale(&v.meta, limit).map(|why| Failure {
+                    name: v.name.clone(),
+                    reference: plan.entries[v.entry].reference.raw.clone(),
+                    error: SourceError::new(ErrorKind::Stale, why),
+                })
+            })
+            .collect();
+        if !stale.is_empty() {
+            if args.enforce_max_age {
+                return Err(Error::Resolve(stale));
+            }
+            for failure in &stale {
+                warn(failure);
+            }
+        }
+    }
 
     // Values of env secrets were checked (no NUL byte, valid UTF-8) by `resolve`.
 
@@ -105,12 +155,22 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         redactor,
         die_with_parent: guarded,
     };
-    let code = child::run(launch, &signals)?;
-    for event in sources.finish() {
-        if let Some(error) = event.error {
+    let running = Instant::now();
+    let code = child::run(launch, &signals);
+    if let Some(a) = audit.as_deref_mut() {
+        a.phase("command", running);
+    }
+    let cleaning = Instant::now();
+    let events = sources.finish();
+    for event in &events {
+        if let Some(error) = &event.error {
             warn(format!("{}: {error}", event.what));
         }
     }
     drop(dir);
-    Ok(code)
+    if let Some(a) = audit {
+        a.cleanup(&events);
+        a.phase("cleanup", cleaning);
+    }
+    code
 }

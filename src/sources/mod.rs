@@ -26,8 +26,14 @@ pub const AGE_IDENTITY_ENV: &str = "STEPSECRET_AGE_IDENTITY";
 /// The variable holding the path of an age identity file.
 pub const AGE_IDENTITY_FILE_ENV: &str = "STEPSECRET_AGE_IDENTITY_FILE";
 
-/// Credentials that are never passed to the command, whichever sources ran.
-pub const ALWAYS_REMOVED: [&str; 2] = [AGE_IDENTITY_ENV, AGE_IDENTITY_FILE_ENV];
+/// Credentials that are never passed to the command, whichever sources ran: the age identity,
+/// an OIDC token minted for stepsecret by a wrapper, and the audit log's HMAC key.
+pub const ALWAYS_REMOVED: [&str; 4] = [
+    AGE_IDENTITY_ENV,
+    AGE_IDENTITY_FILE_ENV,
+    crate::ci::STEPSECRET_OIDC_TOKEN,
+    crate::audit::KEY_ENV,
+];
 
 /// A backend that fetches secrets.
 pub trait SecretSource: Send + Sync {

@@ -1,0 +1,414 @@
+//! `stepsecret policy`: the server-side configuration that grants exactly what the spec reads,
+//! and only to this project's CI identity.
+//!
+//! For Vault: an ACL policy with `read` on exactly the paths the spec reads (KV v2 paths under
+//! `data/`, `create`/`update` on paths written to generate a secret) and a JWT auth role bound
+//! to the project's audience and claims, with a short token TTL. For AWS: the IAM role's trust
+//! policy (the CI's OIDC provider, its audience and subject) and a permissions policy on
+//! exactly the spec's secret ARNs. Reads only the spec: no network, no credentials.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::cli::{CiKind, Format, PolicyArgs, PolicyFor};
+use crate::error::Error;
+use crate::plan::Plan;
+use crate::reference::{AwsLocation, Location, VaultLocation};
+
+pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec)?;
+    let identity = Identity::new(&args)?;
+    let output = match args.target {
+        PolicyFor::Vault => vault(&plan, &args, &identity)?,
+        PolicyFor::Aws => aws(&plan, &args, &identity)?,
+    };
+    print!("{output}");
+    Ok(0)
+}
+
+/// The CI identity the policy is for.
+struct Identity {
+    ci: CiKind,
+    /// CircleCI org id, or Bitbucket workspace UUID (without braces).
+    org: String,
+    /// CircleCI project id, or Bitbucket repository UUID (without braces).
+    project: String,
+    branch: Option<String>,
+}
+
+fn unbrace(uuid: &str) -> String {
+    uuid.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_string()
+}
+
+impl Identity {
+    fn new(args: &PolicyArgs) -> Result<Identity, Error> {
+        let (org, project) = match args.ci {
+            CiKind::Circleci => (
+                args.org.clone().ok_or_else(|| {
+                    Error::Usage("--ci circleci needs --org ORG_ID (Organization Settings > Overview)".into())
+                })?,
+                args.project.clone().ok_or_else(|| {
+                    Error::Usage("--ci circleci needs --project PROJECT_ID (Project Settings > Overview)".into())
+                })?,
+            ),
+            CiKind::Bitbucket => (
+                args.workspace.as_deref().map(unbrace).ok_or_else(|| {
+                    Error::Usage("--ci bitbucket needs --workspace UUID (Repository settings > OpenID Connect)".into())
+                })?,
+                args.repo.as_deref().map(unbrace).ok_or_else(|| {
+                    Error::Usage("--ci bitbucket needs --repo UUID (Repository settings > OpenID Connect)".into())
+                })?,
+            ),
+        };
+        for (flag, value) in [("--org/--workspace", &org), ("--project/--repo", &project)] {
+            if value.is_empty() || value.contains(['*', '"', '\n', ' ']) {
+                return Err(Error::Usage(format!(
+                    "{flag} `{value}` is not an id (no spaces, quotes or wildcards)"
+                )));
+            }
+        }
+        Ok(Identity {
+            ci: args.ci,
+            org,
+            project,
+            branch: args.branch.clone(),
+        })
+    }
+
+    /// The audience the CI puts in its tokens by default.
+    fn audience(&self) -> String {
+        match self.ci {
+            CiKind::Circleci => self.org.clone(),
+            CiKind::Bitbucket => format!("ari:cloud:bitbucket::workspace/{}", self.org),
+        }
+    }
+
+    /// A glob of the `sub` claim of this project's tokens.
+    fn subject(&self) -> String {
+        match self.ci {
+            CiKind::Circleci => match &self.branch {
+                Some(branch) => format!(
+                    "org/{}/project/{}/user/*/vcs-origin/*/vcs-ref/refs/heads/{branch}",
+                    self.org, self.project
+                ),
+                None => format!("org/{}/project/{}/user/*", self.org, self.project),
+            },
+            CiKind::Bitbucket => format!("{{{}}}:*", self.project),
+        }
+    }
+}
+
+/// The Vault paths and capabilities the spec needs, sorted.
+fn vault_paths(
+    plan: &Plan,
+    args: &PolicyArgs,
+) -> Result<BTreeMap<String, Vec<&'static str>>, Error> {
+    let mut paths: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    let is_mount = |list: &[String], path: &str| {
+        list.iter().any(|m| {
+            let m = m.trim_matches('/');
+            path == m || path.starts_with(&format!("{m}/"))
+        })
+    };
+    for entry in &plan.entries {
+        let Location::Vault(VaultLocation { path, params, .. }) = &entry.reference.location else {
+            continue;
+        };
+        let (route, caps) = if !params.is_empty() {
+            (path.clone(), vec!["create", "update"])
+        } else if is_mount(&args.kv1, path) || is_mount(&args.read_mount, path) {
+            (path.clone(), vec!["read"])
+        } else {
+            let mount = args
+                .kv2
+                .iter()
+                .map(|m| m.trim_matches('/'))
+                .filter(|m| path.starts_with(&format!("{m}/")))
+                .max_by_key(|m| m.len())
+                .unwrap_or_else(|| path.split('/').next().unwrap_or_default());
+            let inside = &path[mount.len() + 1..];
+            (format!("{mount}/data/{inside}"), vec!["read"])
+        };
+        let entry = paths.entry(route).or_default();
+        for cap in caps {
+            if !entry.contains(&cap) {
+                entry.push(cap);
+            }
+        }
+    }
+    if paths.is_empty() {
+        return Err(Error::Usage(
+            "the spec reads nothing from Vault: there is no vault:// reference to grant".into(),
+        ));
+    }
+    Ok(paths)
+}
+
+fn vault(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
+    let paths = vault_paths(plan, args)?;
+    let name = &args.name;
+    let mut hcl = format!(
+        "# {name}: exactly what {} reads, for {}.\n",
+        plan.spec_path
+            .as_ref()
+            .map_or("the spec".to_string(), |p| p.display().to_string()),
+        match id.ci {
+            CiKind::Circleci => format!("CircleCI project {}", id.project),
+            CiKind::Bitbucket => format!("Bitbucket repository {{{}}}", id.project),
+        }
+    );
+    for (path, caps) in &paths {
+        let caps: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
+        hcl.push_str(&format!(
+            "path \"{path}\" {{\n  capabilities = [{}]\n}}\n",
+            caps.join(", ")
+        ));
+    }
+    let mut bound_claims = serde_json::Map::new();
+    bound_claims.insert("sub".into(), Value::String(id.subject()));
+    match id.ci {
+        CiKind::Circleci => {
+            bound_claims.insert(
+                "oidc.circleci.com/project-id".into(),
+                Value::String(id.project.clone()),
+            );
+            if let Some(branch) = &id.branch {
+                bound_claims.insert(
+                    "oidc.circleci.com/vcs-ref".into(),
+                    Value::String(format!("refs/heads/{branch}")),
+                );
+            }
+        }
+        CiKind::Bitbucket => {
+            bound_claims.insert(
+                "repositoryUuid".into(),
+                Value::String(format!("{{{}}}", id.project)),
+            );
+            bound_claims.insert(
+                "workspaceUuid".into(),
+                Value::String(format!("{{{}}}", id.org)),
+            );
+            if let Some(branch) = &id.branch {
+                bound_claims.insert("branchName".into(), Value::String(branch.clone()));
+            }
+        }
+    }
+    let ttl = args.token_ttl.as_secs().max(60);
+    let role = json!({
+        "role_type": "jwt",
+        "user_claim": "sub",
+        "bound_audiences": [id.audience()],
+        "bound_claims_type": "glob",
+        "bound_claims": bound_claims,
+        "token_policies": [name],
+        "token_ttl": ttl,
+        "token_max_ttl": ttl,
+        "token_explicit_max_ttl": ttl,
+    });
+    let auth_path = args.auth_path.trim_matches('/');
+    let issuer = match id.ci {
+        CiKind::Circleci => format!("https://oidc.circleci.com/org/{}", id.org),
+        CiKind::Bitbucket => {
+            "https://api.bitbucket.org/2.0/workspaces/WORKSPACE/pipelines-config/identity/oidc"
+                .into()
+        }
+    };
+    Ok(match args.format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "policy_name": name,
+                "policy": hcl,
+                "role_path": format!("auth/{auth_path}/role/{name}"),
+                "role": role,
+                "auth_config": { "oidc_discovery_url": issuer, "bound_issuer": issuer },
+            }))
+            .expect("plain JSON")
+        ),
+        Format::Text => format!(
+            "#!/bin/sh\n# Generated by `stepsecret policy --for vault`: apply with VAULT_ADDR and an admin token.\n# The JWT auth method, once per CI organisation:\n#   bao auth enable -path={auth_path} jwt\n#   bao write auth/{auth_path}/config oidc_discovery_url={issuer} bound_issuer={issuer}\nset -e\nbao policy write {name} - <<'POLICY'\n{hcl}POLICY\nbao write auth/{auth_path}/role/{name} - <<'ROLE'\n{}\nROLE\n",
+            serde_json::to_string_pretty(&role).expect("plain JSON")
+        ),
+    })
+}
+
+/// The account of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?
+        .split(':')
+        .nth(3)
+        .filter(|a| !a.is_empty())
+}
+
+fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
+    let locations: Vec<&AwsLocation> = plan
+        .entries
+        .iter()
+        .filter_map(|e| match &e.reference.location {
+            Location::Aws(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    if locations.is_empty() {
+        return Err(Error::Usage(
+            "the spec reads nothing from AWS: there is no aws-sm:// reference to grant".into(),
+        ));
+    }
+    let account = args
+        .account
+        .clone()
+        .or_else(|| {
+            plan.aws
+                .role_arn
+                .as_deref()
+                .and_then(arn_account)
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            locations
+                .iter()
+                .find_map(|l| arn_account(&l.secret_id).map(str::to_string))
+        })
+        .ok_or_else(|| {
+            Error::Usage(
+                "no AWS account id: give --account ID (or set [aws] role_arn in the spec)".into(),
+            )
+        })?;
+    let default_region = args
+        .region
+        .clone()
+        .or_else(|| plan.aws.region.clone())
+        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()));
+    let mut arns: Vec<String> = Vec::new();
+    for l in &locations {
+        let arn = if l.secret_id.starts_with("arn:") {
+            let name = l.secret_id.rsplit(':').next().unwrap_or_default();
+            let full = name.len() > 7
+                && name.as_bytes()[name.len() - 7] == b'-'
+                && name[name.len() - 6..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric());
+            if full {
+                l.secret_id.clone()
+            } else {
+                format!("{}-??????", l.secret_id)
+            }
+        } else {
+            let region = l
+                .region
+                .clone()
+                .or_else(|| default_region.clone())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no region for aws-sm://{}: give --region, [aws] region or ?region=",
+                        l.secret_id
+                    ))
+                })?;
+            // AWS appends "-" and 6 random characters to every secret's name in its ARN.
+            format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
+                l.secret_id
+            )
+        };
+        if !arns.contains(&arn) {
+            arns.push(arn);
+        }
+    }
+    arns.sort();
+    let (provider, provider_arn) = match id.ci {
+        CiKind::Circleci => {
+            let host = format!("oidc.circleci.com/org/{}", id.org);
+            (
+                host.clone(),
+                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
+            )
+        }
+        CiKind::Bitbucket => {
+            let slug = args.workspace_name.as_deref().ok_or_else(|| {
+                Error::Usage(
+                    "--ci bitbucket --for aws needs --workspace-name SLUG: the workspace's name in the OIDC issuer URL".into(),
+                )
+            })?;
+            let host =
+                format!("api.bitbucket.org/2.0/workspaces/{slug}/pipelines-config/identity/oidc");
+            (
+                host.clone(),
+                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
+            )
+        }
+    };
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "StepsecretCiWebIdentity",
+            "Effect": "Allow",
+            "Principal": { "Federated": provider_arn },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": { format!("{provider}:aud"): id.audience() },
+                "StringLike": { format!("{provider}:sub"): id.subject() },
+            },
+        }],
+    });
+    let mut statements = vec![
+        json!({
+            "Sid": "StepsecretReadSpecSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": arns,
+        }),
+        // BatchGetSecretValue has no resource-level permission; each secret in a batch is
+        // still checked against GetSecretValue above.
+        json!({
+            "Sid": "StepsecretBatch",
+            "Effect": "Allow",
+            "Action": "secretsmanager:BatchGetSecretValue",
+            "Resource": "*",
+        }),
+    ];
+    if !args.kms_key.is_empty() {
+        statements.push(json!({
+            "Sid": "StepsecretDecrypt",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": args.kms_key,
+            "Condition": { "StringLike": { "kms:ViaService": "secretsmanager.*.amazonaws.com" } },
+        }));
+    }
+    let permissions = json!({ "Version": "2012-10-17", "Statement": statements });
+    let name = &args.name;
+    let mut notes = Vec::new();
+    if id.ci == CiKind::Bitbucket && id.branch.is_some() {
+        notes.push("AWS cannot condition on Bitbucket's branchName claim; the branch is not enforced by this role");
+    }
+    if id.ci == CiKind::Circleci && id.branch.is_some() {
+        notes.push("the branch is part of the sub claim only in CIRCLE_OIDC_TOKEN_V2 tokens");
+    }
+    Ok(match args.format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "role_name": name,
+                "trust_policy": trust,
+                "permissions_policy": permissions,
+                "notes": notes,
+            }))
+            .expect("plain JSON")
+        ),
+        Format::Text => {
+            let mut text = format!(
+                "# Trust policy: aws iam create-role --role-name {name} --assume-role-policy-document file://trust.json\n{}\n# Permissions: aws iam put-role-policy --role-name {name} --policy-name {name}-read --policy-document file://permissions.json\n{}\n",
+                serde_json::to_string_pretty(&trust).expect("plain JSON"),
+                serde_json::to_string_pretty(&permissions).expect("plain JSON"),
+            );
+            for note in notes {
+                text.push_str(&format!("# note: {note}\n"));
+            }
+            text
+        }
+    })
+}
