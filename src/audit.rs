@@ -123,6 +123,15 @@ impl AuditLog {
             .collect();
     }
 
+    /// Records the variables a pipe bundle brought (names only: the bundle held the values).
+    pub fn bundled(&mut self, vars: &[crate::bundle::BundledVar]) {
+        self.variables.extend(
+            vars.iter().map(
+                |v| json!({ "name": v.name, "target": v.target.as_str(), "backend": "bundle" }),
+            ),
+        );
+    }
+
     pub fn identities(&mut self, identities: &[(Backend, Vec<(String, String)>)]) {
         for (backend, fields) in identities {
             let fields: Map<String, Value> = fields

@@ -50,6 +50,9 @@ pub enum Command {
     ///
     /// Example: STEPSECRET_AUDIT_KEY=... stepsecret scan --audit-log audit.jsonl ./artifacts
     Scan(ScanArgs),
+    /// The Bitbucket pipe's entry point: reads the pipe variables (COMMAND, SPEC, SECRETS,
+    /// VAULT_ROLE, EXPORT_RECIPIENT, ...) and runs like `run`.
+    Pipe,
     /// Internal: the guardian that cleans up if a run is killed.
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -108,6 +111,12 @@ pub struct RunArgs {
     /// Refuse to run (exit 65) instead of warning when a secret is older than the maximum age.
     #[arg(long, env = "STEPSECRET_ENFORCE_MAX_AGE")]
     pub enforce_max_age: bool,
+
+    /// Also set the variables of a pipe bundle (written by the Bitbucket pipe with
+    /// EXPORT_RECIPIENT), decrypted with STEPSECRET_AGE_IDENTITY; it must belong to this step
+    /// (BITBUCKET_STEP_UUID) and not have expired, and is deleted once read.
+    #[arg(long, env = "STEPSECRET_BUNDLE", value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
 
     /// Append one JSON line per run to FILE: who ran, which secrets (names, references,
     /// versions, leases; never values), the exit code and timings.

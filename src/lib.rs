@@ -7,6 +7,7 @@
 //! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
 
 pub mod audit;
+pub mod bundle;
 pub mod child;
 pub mod ci;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod dotenv;
 pub mod error;
 pub mod guardian;
+pub mod identity;
 pub mod plan;
 pub mod redact;
 pub mod reference;

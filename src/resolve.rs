@@ -44,6 +44,12 @@ impl Sources {
         self.list.iter().flat_map(|s| s.finish()).collect()
     }
 
+    /// Leaves every lease and login token in place (they expire with their TTL): for values
+    /// that must outlive this process, such as a pipe's exported bundle.
+    pub fn keep(&mut self) {
+        self.finished = true;
+    }
+
     /// Credential variables the sources consumed, to keep out of the command's environment.
     pub fn consumed_env(&self) -> Vec<String> {
         self.list.iter().flat_map(|s| s.consumed_env()).collect()

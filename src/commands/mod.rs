@@ -3,6 +3,7 @@
 
 mod check;
 mod keys;
+mod pipe;
 mod policy;
 mod redact;
 mod run;
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Seal(args) => keys::seal(args),
         Command::Policy(args) => policy::policy(*args),
         Command::Scan(args) => scan::scan(args),
+        Command::Pipe => pipe::pipe(),
         Command::Guard => Ok(crate::guardian::run()),
     }
 }

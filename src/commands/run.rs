@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 
 use super::warn;
 use crate::audit::AuditLog;
+use crate::bundle;
 use crate::child::{self, Launch};
 use crate::cli::RunArgs;
 use crate::error::{Error, ErrorKind, Failure, SourceError};
@@ -36,9 +37,9 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
 fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Error> {
     let started = Instant::now();
     let plan = Plan::build(&args.spec)?;
-    if plan.entries.is_empty() {
+    if plan.entries.is_empty() && args.bundle.is_none() {
         return Err(Error::Usage(
-            "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF or STEPSECRET_SECRETS".into(),
+            "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF, STEPSECRET_SECRETS or --bundle FILE".into(),
         ));
     }
     if let Some(a) = audit.as_deref_mut() {
@@ -77,9 +78,38 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
         }
     }
 
+    // Opened (and deleted) only once everything else resolved: a failed run leaves the bundle
+    // for the next try.
+    let bundled = match &args.bundle {
+        Some(path) => bundle::open(path)?,
+        None => Vec::new(),
+    };
+    if let Some(a) = audit.as_deref_mut() {
+        a.bundled(&bundled);
+    }
+    // Every variable for the command: (name, target, value).
+    let all: Vec<(&str, Target, &[u8])> = vars
+        .iter()
+        .map(|v| (v.name.as_str(), v.target, v.value.expose_secret()))
+        .chain(
+            bundled
+                .iter()
+                .map(|v| (v.name.as_str(), v.target, v.value.expose_secret())),
+        )
+        .collect();
+    if let Some(b) = bundled
+        .iter()
+        .find(|b| vars.iter().any(|v| v.name == b.name))
+    {
+        return Err(Error::Usage(format!(
+            "{} is set by the bundle and by the spec; remove one",
+            b.name
+        )));
+    }
+
     // Values of env secrets were checked (no NUL byte, valid UTF-8) by `resolve`.
 
-    let dir = if vars.iter().any(|v| v.target == Target::File) {
+    let dir = if all.iter().any(|(_, target, _)| *target == Target::File) {
         Some(SecretDir::create()?)
     } else {
         None
@@ -103,21 +133,16 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
     };
     let mut paths = Vec::new();
     if let Some(dir) = &dir {
-        for var in vars.iter().filter(|v| v.target == Target::File) {
-            paths.push((
-                var.name.as_str(),
-                dir.write(&var.name, var.value.expose_secret())?,
-            ));
+        for (name, _, value) in all.iter().filter(|(_, t, _)| *t == Target::File) {
+            paths.push((*name, dir.write(name, value)?));
         }
     }
 
     let redactor = if args.no_redact {
         None
     } else {
-        let (redactor, too_short) = Redactor::new(
-            vars.iter()
-                .map(|v| (v.name.as_str(), v.value.expose_secret())),
-        );
+        let (redactor, too_short) =
+            Redactor::new(all.iter().map(|(name, _, value)| (*name, *value)));
         for name in too_short {
             warn(format!(
                 "{name} is shorter than {MIN_LEN} bytes and will not be masked in the output"
@@ -134,10 +159,10 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
 
     let mut remove: BTreeSet<String> = ALWAYS_REMOVED.iter().map(|s| s.to_string()).collect();
     remove.extend(sources.consumed_env());
-    let mut set: Vec<(&str, &[u8])> = vars
+    let mut set: Vec<(&str, &[u8])> = all
         .iter()
-        .filter(|v| v.target == Target::Env)
-        .map(|v| (v.name.as_str(), v.value.expose_secret()))
+        .filter(|(_, target, _)| *target == Target::Env)
+        .map(|(name, _, value)| (*name, *value))
         .collect();
     set.extend(
         paths

@@ -6,11 +6,7 @@
 //! decrypted once per run however many variables use it (the core dedupes locations).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-
-use age::armor::ArmoredReader;
-use zeroize::Zeroizing;
 
 use crate::error::{ErrorKind, SourceError};
 use crate::reference::{Backend, Location};
@@ -22,7 +18,8 @@ pub use crate::sources::{
     AGE_IDENTITY_ENV as IDENTITY_ENV, AGE_IDENTITY_FILE_ENV as IDENTITY_FILE_ENV,
 };
 
-type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
+use crate::identity;
+pub use crate::identity::{Identities, decrypt, parse_identities};
 
 /// Decrypts age files with the identities from the environment.
 pub struct AgeSource {
@@ -33,27 +30,7 @@ pub struct AgeSource {
 impl AgeSource {
     /// Reads the identity from STEPSECRET_AGE_IDENTITY or STEPSECRET_AGE_IDENTITY_FILE.
     pub fn from_env(base_dir: &Path) -> Result<Self, SourceError> {
-        let text = std::env::var(IDENTITY_ENV).ok().map(Zeroizing::new);
-        let file = std::env::var_os(IDENTITY_FILE_ENV).map(PathBuf::from);
-        let identities = match (text, file) {
-            (Some(text), _) => parse_identities(text.as_bytes(), IDENTITY_ENV)?,
-            (None, Some(path)) => {
-                let bytes = std::fs::read(&path).map(Zeroizing::new).map_err(|e| {
-                    SourceError::config(format!(
-                        "cannot read {IDENTITY_FILE_ENV}={}: {}",
-                        path.display(),
-                        plain_io_error(&e)
-                    ))
-                })?;
-                parse_identities(&bytes, IDENTITY_FILE_ENV)?
-            }
-            (None, None) => {
-                return Err(SourceError::config(format!(
-                    "no age identity: set {IDENTITY_FILE_ENV} to a key file (from `stepsecret keygen`) or {IDENTITY_ENV} to the key text"
-                )));
-            }
-        };
-        Ok(Self::with_identities(base_dir, identities))
+        Ok(Self::with_identities(base_dir, identity::from_env()?))
     }
 
     /// A source with identities given directly (tests, bundles).
@@ -84,38 +61,6 @@ impl AgeSource {
             meta: Meta::default(),
         })
     }
-}
-
-/// Decrypts one age stream (binary or armored). The plaintext buffer is sized up front so it
-/// never reallocates and leaves unzeroized copies behind.
-pub fn decrypt(
-    input: impl Read,
-    identities: &Identities,
-    capacity: usize,
-) -> Result<Vec<u8>, age::DecryptError> {
-    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input)))?;
-    let mut reader =
-        decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))?;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(capacity));
-    reader.read_to_end(&mut plaintext)?;
-    Ok(std::mem::take(&mut *plaintext))
-}
-
-/// Parses identity text; the error never echoes it.
-pub fn parse_identities(text: &[u8], from: &str) -> Result<Identities, SourceError> {
-    let bad = || {
-        SourceError::config(format!(
-            "{from} is not an age identity (expected a line starting with AGE-SECRET-KEY-1, as written by `stepsecret keygen`)"
-        ))
-    };
-    let identities = age::IdentityFile::from_buffer(text)
-        .map_err(|_| bad())?
-        .into_identities()
-        .map_err(|_| bad())?;
-    if identities.is_empty() {
-        return Err(bad());
-    }
-    Ok(identities)
 }
 
 fn describe(e: age::DecryptError, path: &str) -> SourceError {

@@ -14,6 +14,14 @@ pub mod aws;
 #[cfg(feature = "vault")]
 pub mod vault;
 
+/// The variables through which wrappers (the orb, the pipe) pass Vault settings; read by the
+/// Vault source, named here so that they exist in every build.
+pub mod vault_env {
+    pub const ROLE: &str = "STEPSECRET_VAULT_ROLE";
+    pub const AUTH_PATH: &str = "STEPSECRET_VAULT_AUTH_PATH";
+    pub const AUTH: &str = "STEPSECRET_VAULT_AUTH";
+}
+
 use std::time::{Duration, Instant};
 
 use crate::error::SourceError;

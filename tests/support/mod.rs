@@ -145,6 +145,17 @@ impl Output {
         self
     }
 
+    /// Asserts that stdout contains each of `needles`.
+    pub fn stdout_contains_all(&self, needles: &[&str]) -> &Output {
+        for needle in needles {
+            assert!(
+                self.stdout.contains(needle),
+                "stdout lacks {needle:?}\n{self:#?}"
+            );
+        }
+        self
+    }
+
     /// Asserts that none of `values` appears in stdout or stderr.
     pub fn leaks_none(&self, values: &[&str]) -> &Output {
         for v in values {

@@ -10,9 +10,9 @@ use crate::spec::{VaultAuth, VaultSettings};
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Where the orb and the pipe pass their parameters (the spec wins when it sets them).
-pub const ROLE_ENV: &str = "STEPSECRET_VAULT_ROLE";
-pub const AUTH_PATH_ENV: &str = "STEPSECRET_VAULT_AUTH_PATH";
-pub const AUTH_ENV: &str = "STEPSECRET_VAULT_AUTH";
+pub use crate::sources::vault_env::{
+    AUTH as AUTH_ENV, AUTH_PATH as AUTH_PATH_ENV, ROLE as ROLE_ENV,
+};
 
 /// TLS files.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,169 @@
+//! `stepsecret pipe`: the Bitbucket pipe's entry point. It maps the pipe's variables onto the
+//! same engine as `run`, so a pipe step gets exactly the per-run semantics of the binary:
+//!
+//! | pipe variable | becomes |
+//! |---|---|
+//! | COMMAND | the command, run with `sh -c` inside the pipe container |
+//! | SPEC | `--spec` |
+//! | SECRETS, or the list SECRETS_0..N with SECRETS_COUNT | STEPSECRET_SECRETS (NAME=REF lines) |
+//! | VAULT_ADDR, AWS_ROLE_ARN, AWS_REGION | read as they are |
+//! | VAULT_ROLE, VAULT_AUTH_PATH | STEPSECRET_VAULT_ROLE, STEPSECRET_VAULT_AUTH_PATH |
+//! | TIMEOUT | `--timeout` |
+//! | DEBUG | prints the plan (names and references, never values) |
+//! | EXPORT_RECIPIENT | instead of running a command, writes an encrypted bundle (see [`crate::bundle`]) |
+//!
+//! BITBUCKET_STEP_OIDC_TOKEN reaches the pipe when the step has `oidc: true`; the sources find
+//! it as they do in any Bitbucket step.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::warn;
+use crate::bundle;
+use crate::cli::{RunArgs, SpecArgs, parse_duration};
+use crate::error::Error;
+use crate::plan::Plan;
+use crate::resolve::resolve;
+
+/// How long an exported bundle stays valid unless BUNDLE_TTL says otherwise.
+const DEFAULT_BUNDLE_TTL: Duration = Duration::from_secs(600);
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// SECRETS as text, or Bitbucket's list form SECRETS_0..SECRETS_{COUNT-1}.
+fn secrets() -> Result<Option<String>, Error> {
+    if let Some(text) = var("SECRETS") {
+        return Ok(Some(text));
+    }
+    let Some(count) = var("SECRETS_COUNT") else {
+        return Ok(None);
+    };
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("SECRETS_COUNT `{count}` is not a number")))?;
+    let lines: Vec<String> = (0..count)
+        .map(|i| {
+            var(&format!("SECRETS_{i}")).ok_or_else(|| {
+                Error::Usage(format!(
+                    "SECRETS_COUNT is {count} but SECRETS_{i} is not set"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(lines.join("\n")))
+}
+
+pub fn pipe() -> Result<u8, Error> {
+    for (from, to) in [
+        ("VAULT_ROLE", crate::sources::vault_env::ROLE),
+        ("VAULT_AUTH_PATH", crate::sources::vault_env::AUTH_PATH),
+    ] {
+        if let Some(value) = var(from) {
+            // SAFETY: main is still single-threaded here; nothing else reads the environment.
+            unsafe { std::env::set_var(to, value) };
+        }
+    }
+    let timeout = match var("TIMEOUT") {
+        Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("TIMEOUT: {e}")))?,
+        None => Duration::from_secs(30),
+    };
+    let spec = SpecArgs {
+        spec: var("SPEC").map(PathBuf::from),
+        secret: Vec::new(),
+        file: Vec::new(),
+        secrets: secrets()?,
+        timeout,
+    };
+    let debug = var("DEBUG").is_some_and(|d| d.eq_ignore_ascii_case("true") || d == "1");
+    if debug {
+        let plan = Plan::build(&spec)?;
+        for entry in &plan.entries {
+            eprintln!(
+                "stepsecret pipe: {} ({}) <- {}",
+                entry.name,
+                entry.target.as_str(),
+                entry.reference.raw
+            );
+        }
+        for name in [
+            "BITBUCKET_STEP_OIDC_TOKEN",
+            "VAULT_ADDR",
+            "AWS_ROLE_ARN",
+            "AWS_REGION",
+        ] {
+            eprintln!(
+                "stepsecret pipe: {name} is {}",
+                if var(name).is_some() {
+                    "set"
+                } else {
+                    "not set"
+                }
+            );
+        }
+    }
+    match (var("EXPORT_RECIPIENT"), var("COMMAND")) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "set COMMAND (run it here) or EXPORT_RECIPIENT (hand the secrets to a later `stepsecret run --bundle`), not both".into(),
+        )),
+        (Some(recipient), None) => export(&spec, &recipient),
+        (None, Some(command)) => super::run::run(RunArgs {
+            spec,
+            no_redact: false,
+            max_age: None,
+            enforce_max_age: false,
+            bundle: None,
+            audit_log: var("AUDIT_LOG").map(PathBuf::from),
+            command: vec![OsString::from("sh"), OsString::from("-c"), OsString::from(command)],
+        }),
+        (None, None) => Err(Error::Usage(
+            "the pipe needs COMMAND (the command to run with the secrets) or EXPORT_RECIPIENT".into(),
+        )),
+    }
+}
+
+fn export(spec: &SpecArgs, recipient: &str) -> Result<u8, Error> {
+    let dir = var("BITBUCKET_PIPE_SHARED_STORAGE_DIR").ok_or_else(|| {
+        Error::Usage(
+            "EXPORT_RECIPIENT needs BITBUCKET_PIPE_SHARED_STORAGE_DIR (set by Bitbucket for pipes)"
+                .into(),
+        )
+    })?;
+    let step = var(bundle::STEP_ENV).ok_or_else(|| {
+        Error::Usage(format!(
+            "EXPORT_RECIPIENT needs {} (set by Bitbucket)",
+            bundle::STEP_ENV
+        ))
+    })?;
+    let ttl = match var("BUNDLE_TTL") {
+        Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("BUNDLE_TTL: {e}")))?,
+        None => DEFAULT_BUNDLE_TTL,
+    };
+    let plan = Plan::build(spec)?;
+    if plan.entries.is_empty() {
+        return Err(Error::Usage(
+            "nothing to export: set SPEC or SECRETS".into(),
+        ));
+    }
+    let (vars, mut sources) = resolve(&plan, &|| None)?.into_vars(&plan)?;
+    let path = bundle::write(PathBuf::from(&dir).as_path(), recipient, &step, ttl, &vars)?;
+    if vars.iter().any(|v| v.meta.lease_id.is_some()) {
+        warn(
+            "the bundle holds dynamic secrets: their leases are not revoked by the pipe and last until their TTL",
+        );
+    }
+    // The bundle's values must stay valid after the pipe exits: no lease or login token is
+    // revoked here; they expire with their TTL.
+    sources.keep();
+    println!(
+        "stepsecret: {} secret(s) sealed to EXPORT_RECIPIENT in {} for step {step}, valid {}; in this step run: stepsecret run --bundle {} -- COMMAND",
+        vars.len(),
+        path.display(),
+        humantime::format_duration(ttl),
+        path.display()
+    );
+    Ok(0)
+}

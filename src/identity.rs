@@ -1,0 +1,71 @@
+//! age identities from the environment (STEPSECRET_AGE_IDENTITY, the key text, or
+//! STEPSECRET_AGE_IDENTITY_FILE, a file from `stepsecret keygen`), for `age://` files and
+//! pipe bundles, and decryption with them. Errors never echo the key.
+
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use age::armor::ArmoredReader;
+
+use zeroize::Zeroizing;
+
+use crate::error::SourceError;
+use crate::sources::{AGE_IDENTITY_ENV, AGE_IDENTITY_FILE_ENV};
+use crate::spec::plain_io_error;
+
+/// Decryption identities.
+pub type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
+
+/// The identities the environment names.
+pub fn from_env() -> Result<Identities, SourceError> {
+    let text = std::env::var(AGE_IDENTITY_ENV).ok().map(Zeroizing::new);
+    let file = std::env::var_os(AGE_IDENTITY_FILE_ENV).map(PathBuf::from);
+    match (text, file) {
+        (Some(text), _) => parse_identities(text.as_bytes(), AGE_IDENTITY_ENV),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(&path).map(Zeroizing::new).map_err(|e| {
+                SourceError::config(format!(
+                    "cannot read {AGE_IDENTITY_FILE_ENV}={}: {}",
+                    path.display(),
+                    plain_io_error(&e)
+                ))
+            })?;
+            parse_identities(&bytes, AGE_IDENTITY_FILE_ENV)
+        }
+        (None, None) => Err(SourceError::config(format!(
+            "no age identity: set {AGE_IDENTITY_FILE_ENV} to a key file (from `stepsecret keygen`) or {AGE_IDENTITY_ENV} to the key text"
+        ))),
+    }
+}
+
+/// Parses identity text; the error never echoes it.
+pub fn parse_identities(text: &[u8], from: &str) -> Result<Identities, SourceError> {
+    let bad = || {
+        SourceError::config(format!(
+            "{from} is not an age identity (expected a line starting with AGE-SECRET-KEY-1, as written by `stepsecret keygen`)"
+        ))
+    };
+    let identities = age::IdentityFile::from_buffer(text)
+        .map_err(|_| bad())?
+        .into_identities()
+        .map_err(|_| bad())?;
+    if identities.is_empty() {
+        return Err(bad());
+    }
+    Ok(identities)
+}
+
+/// Decrypts one age stream (binary or armored). The plaintext buffer is sized up front so it
+/// never reallocates and leaves unzeroized copies behind.
+pub fn decrypt(
+    input: impl Read,
+    identities: &Identities,
+    capacity: usize,
+) -> Result<Vec<u8>, age::DecryptError> {
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input)))?;
+    let mut reader =
+        decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))?;
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(capacity));
+    reader.read_to_end(&mut plaintext)?;
+    Ok(std::mem::take(&mut *plaintext))
+}
