@@ -50,43 +50,23 @@ cargo build --release --quiet
 bin="$PWD/target/release/stepsecret"
 
 # --- OpenBao with 50 secrets and JWT auth ------------------------------------------------------
+# shellcheck source=scripts/lib/openbao.sh
+. scripts/lib/openbao.sh
 work=$(mktemp -d)
-port=$(python3 -c '
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-')
-"$bao" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" >"$work/bao.log" 2>&1 &
-bao_pid=$!
-trap 'kill $bao_pid 2>/dev/null; wait $bao_pid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-export VAULT_ADDR="http://127.0.0.1:$port" BAO_ADDR="http://127.0.0.1:$port"
-for _ in $(seq 200); do curl -s -f -o /dev/null "$VAULT_ADDR/v1/sys/health" && break; sleep 0.05; done
+bao_start "$bao" "$work"
+trap 'kill $BAO_PID 2>/dev/null; wait $BAO_PID 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+export BAO_ADDR="$VAULT_ADDR"
 
-api() { # method path [json]
-    curl -s -f -o /dev/null -X "$1" -H 'X-Vault-Token: root' ${3:+--data-binary "$3"} "$VAULT_ADDR/v1/$2"
-}
+api() { bao_api "$@"; }
 for i in $(seq -w 0 $((N - 1))); do
     api POST "secret/data/bench/s$i" "{\"data\":{\"password\":\"pw-$i-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')\"}}"
 done
 
 # JWT auth trusting a local RSA key, a CircleCI-shaped role, and a token signed with it.
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/key.pem" 2>/dev/null
-pub=$(openssl pkey -in "$work/key.pem" -pubout | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')
-api POST sys/auth/jwt '{"type":"jwt"}'
-api POST auth/jwt/config "{\"jwt_validation_pubkeys\":[$pub]}"
+jwt_setup "$work"
 api PUT sys/policies/acl/bench '{"policy":"path \"secret/data/bench/*\" { capabilities = [\"read\"] }"}'
 api POST auth/jwt/role/circleci '{"role_type":"jwt","user_claim":"sub","bound_audiences":["org-1"],"bound_claims":{"oidc.circleci.com/project-id":"proj-1"},"token_policies":["bench"],"token_ttl":"5m"}'
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-now=$(date +%s)
-header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-payload=$(printf '{"iss":"https://oidc.circleci.com/org/org-1","aud":"org-1","sub":"org/org-1/project/proj-1/user/u-1","oidc.circleci.com/project-id":"proj-1","iat":%s,"nbf":%s,"exp":%s}' "$now" "$now" $((now + 3600)) | b64url)
-sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$work/key.pem" | b64url)
-jwt="$header.$payload.$sig"
+jwt=$(jwt_sign "$work" '{"iss":"https://oidc.circleci.com/org/org-1","aud":"org-1","sub":"org/org-1/project/proj-1/user/u-1","oidc.circleci.com/project-id":"proj-1"}')
 
 {
     echo "[env]"

@@ -34,4 +34,13 @@ scripts/test-orb.sh
 step "a binary without the optional sources says so instead of failing oddly"
 scripts/check-minimal-build.sh
 
+step "the musl-static release binary (scripts/build-static.sh)"
+scripts/build-static.sh
+
+step "cargo test against the static binary (STEPSECRET_TEST_BIN)"
+STEPSECRET_TEST_BIN="$PWD/dist/stepsecret-x86_64-unknown-linux-musl" cargo test --locked --tests
+
+step "the Bitbucket pipe: files, and the image under podman (scripts/test-pipe.sh)"
+scripts/test-pipe.sh
+
 step "all tests passed"

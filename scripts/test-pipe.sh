@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The Bitbucket pipe's tests: its files (hadolint, the README's YAML Definition against
+# SchemaStore's bitbucket-pipelines schema, versions that agree), then the image itself, built
+# with podman from the static binary and run the way Bitbucket runs a pipe: the build folder
+# mounted at the same path and used as working directory, the BITBUCKET_* variables, the
+# pipes' shared storage folder, host networking to reach OpenBao on loopback.
+#
+# Needs dist/stepsecret-x86_64-unknown-linux-musl (scripts/build-static.sh). Where podman
+# cannot run containers here, the image cases are skipped with the reason printed.
+# Ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+PATH="$HOME/.cache/stepsecret/bin:$PATH"
+passed=0 failed=0 skipped=0
+ok() { passed=$((passed + 1)); printf 'ok    %s\n' "$*"; }
+bad() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
+skip() { skipped=$((skipped + 1)); printf 'SKIP  %s\n' "$*"; }
+check() { # description, command...
+    local what=$1; shift
+    if "$@" >/tmp/test-pipe-last.log 2>&1; then ok "$what"; else bad "$what"; sed 's/^/      /' /tmp/test-pipe-last.log | tail -15; fi
+}
+finish() {
+    echo
+    echo "pipe: $passed passed, $failed failed, $skipped skipped"
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit $?
+}
+
+command -v podman >/dev/null && command -v hadolint >/dev/null && command -v semversioner >/dev/null \
+    || bash scripts/deps/pipe.sh
+
+# --- the pipe's files --------------------------------------------------------------------------
+check "hadolint pipe/Dockerfile" hadolint pipe/Dockerfile
+check "shellcheck pipe/build-image.sh and this script" shellcheck -x pipe/build-image.sh scripts/test-pipe.sh scripts/lib/openbao.sh
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"; [ -n "${BAO_PID:-}" ] && kill "$BAO_PID" 2>/dev/null' EXIT
+# The README's YAML Definition, wrapped in a pipeline the way a user pastes it.
+python3 - "$work/definition.yml" <<'PY'
+import re, sys
+text = open("pipe/README.md").read()
+section = text.split("## YAML Definition", 1)[1].split("\n## ", 1)[0]
+snippet = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+body = "".join("          " + line + "\n" for line in snippet.splitlines())
+open(sys.argv[1], "w").write("pipelines:\n  default:\n    - step:\n        oidc: true\n        script:\n" + body)
+PY
+check "README YAML Definition is a valid bitbucket-pipelines step" \
+    check-jsonschema --builtin-schema vendor.bitbucket-pipelines "$work/definition.yml"
+python3 - "$work/examples" <<'PY'
+import re, sys, os
+os.makedirs(sys.argv[1], exist_ok=True)
+text = open("pipe/README.md").read().split("## Examples", 1)[1].split("\n## ", 1)[0]
+for i, snippet in enumerate(re.findall(r"```yaml\n(.*?)```", text, re.S)):
+    body = "".join("    " + line + "\n" for line in snippet.splitlines())
+    open(f"{sys.argv[1]}/example{i}.yml", "w").write("pipelines:\n  default:\n" + body)
+PY
+check "README examples are valid bitbucket-pipelines steps" \
+    check-jsonschema --builtin-schema vendor.bitbucket-pipelines "$work"/examples/*.yml
+yml_version=$(sed -n 's/^image: .*:\(.*\)$/\1/p' pipe/pipe.yml)
+readme_versions=$(grep -o 'stepsecret-pipe:[0-9][0-9.]*' pipe/README.md | cut -d: -f2 | sort -u)
+changes_version=$(cd pipe && semversioner current-version)
+check "versions agree: pipe.yml $yml_version, README $readme_versions, semversioner $changes_version" \
+    test "$yml_version" = "$readme_versions" -a "$yml_version" = "$changes_version"
+check "CHANGELOG.md is semversioner's" sh -c "cd pipe && semversioner changelog | diff - CHANGELOG.md"
+check "the README documents every variable stepsecret pipe reads" sh -c '
+    for v in COMMAND SPEC SECRETS VAULT_ADDR VAULT_ROLE VAULT_AUTH_PATH AWS_ROLE_ARN AWS_REGION EXPORT_RECIPIENT DEBUG; do
+        grep -q "^| $v" pipe/README.md || { echo "missing $v"; exit 1; }
+    done'
+
+# --- the image ---------------------------------------------------------------------------------
+binary=dist/stepsecret-x86_64-unknown-linux-musl
+if [ ! -x "$binary" ]; then
+    skip "image tests: $binary is missing (run scripts/build-static.sh)"
+    finish
+fi
+podman_run() { podman --runtime runc run --rm --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 "$@"; }
+if ! tag=$(pipe/build-image.sh stepsecret/stepsecret-pipe:test 2>"$work/build.log"); then
+    skip "image tests: podman cannot build here: $(tail -2 "$work/build.log" | tr '\n' ' ')"
+    finish
+fi
+ok "image built: $tag ($(podman image inspect --format '{{.Size}}' "$tag") bytes)"
+if ! podman_run --entrypoint /usr/local/bin/stepsecret "$tag" --version >"$work/version" 2>&1; then
+    skip "image tests: podman cannot run containers here: $(tail -2 "$work/version" | tr '\n' ' ')"
+    finish
+fi
+check "the image runs stepsecret $(cat "$work/version")" grep -q "^stepsecret " "$work/version"
+
+# A build folder as Bitbucket lays it out: the repository, and the pipes' shared storage.
+build="$work/build"
+storage="$build/.bitbucket/pipelines/generated/pipeline/pipes/stepsecret"
+mkdir -p "$build/ci" "$storage"
+"$root/$binary" keygen -o "$work/repo-key.txt" >"$work/repo-recipient" 2>/dev/null
+token="pipe-api-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+db="pipe-db-pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf 'API_TOKEN=%s\nDB_PASSWORD=%s\n' "$token" "$db" >"$work/plain.env"
+"$root/$binary" seal -r "$(cat "$work/repo-recipient")" -o "$build/ci/secrets.env.age" "$work/plain.env" 2>/dev/null
+rm "$work/plain.env"
+printf '[env]\nAPI_TOKEN = "age://secrets.env.age#API_TOKEN"\n\n[files]\nDB_FILE = "age://secrets.env.age#DB_PASSWORD"\n' >"$build/ci/stepsecret.toml"
+step="{$(cat /proc/sys/kernel/random/uuid)}"
+pipe() { # extra podman arguments..., then the image's run
+    podman_run --network host -v "$build:$build" -w "$build" \
+        -e BITBUCKET_BUILD_NUMBER=42 -e BITBUCKET_STEP_UUID="$step" \
+        -e BITBUCKET_REPO_SLUG=app -e BITBUCKET_WORKSPACE=acme \
+        -e BITBUCKET_PIPE_SHARED_STORAGE_DIR="$storage" \
+        -e STEPSECRET_AGE_IDENTITY="$(cat "$work/repo-key.txt")" "$@" "$tag"
+}
+no_plain_secret_in_build() {
+    ! grep -rqF -e "$token" -e "$db" "$build"
+}
+
+pipe -e SPEC=ci/stepsecret.toml \
+    -e COMMAND='echo "token=$API_TOKEN"; test "$(cat "$DB_FILE")" = "'"$db"'" && echo file-ok; exit 7' \
+    >"$work/out" 2>"$work/err"
+code=$?
+check "COMMAND's exit code is the pipe's (7)" test "$code" = 7
+check "COMMAND sees the secrets, masked in its output" \
+    diff <(printf 'token=[masked:API_TOKEN]\nfile-ok\n') "$work/out"
+check "no value in the pipe's output or errors" sh -c "! grep -qF -e '$token' -e '$db' '$work/out' '$work/err'"
+check "no plain secret anywhere under the build folder" no_plain_secret_in_build
+
+pipe -e SECRETS_COUNT=1 -e SECRETS_0='X=age://ci/secrets.env.age#NOPE' -e COMMAND='touch ran' >"$work/out" 2>"$work/err"
+code=$?
+check "a missing key fails closed with 69, naming the variable" sh -c "test $code = 69 && grep -q 'X (age://ci/secrets.env.age#NOPE)' '$work/err'"
+check "and COMMAND never ran" test ! -e "$build/ran"
+
+# Vault with the step's OIDC token: OpenBao on loopback, a Bitbucket-shaped token.
+bao=$(bash scripts/deps/vault.sh 2>/dev/null)
+# shellcheck source=scripts/lib/openbao.sh
+. scripts/lib/openbao.sh
+if bao_start "$bao" "$work"; then
+    vault_pw="vault-pipe-pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    bao_api POST secret/data/app "{\"data\":{\"password\":\"$vault_pw\"}}"
+    jwt_setup "$work"
+    bao_api PUT sys/policies/acl/app '{"policy":"path \"secret/data/app\" { capabilities = [\"read\"] }"}'
+    bao_api POST auth/jwt/role/bitbucket '{"role_type":"jwt","user_claim":"sub","bound_audiences":["ari:cloud:bitbucket::workspace/ws-1"],"bound_claims":{"repositoryUuid":"{repo-1}"},"token_policies":["app"],"token_ttl":"5m"}'
+    oidc=$(jwt_sign "$work" '{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/ws-1","sub":"{repo-1}:{step-1}","repositoryUuid":"{repo-1}","workspaceUuid":"{ws-1}"}')
+    pipe -e VAULT_ADDR="$VAULT_ADDR" -e VAULT_ROLE=bitbucket -e BITBUCKET_STEP_OIDC_TOKEN="$oidc" \
+        -e SECRETS='DB_PASSWORD=vault://secret/app#password' \
+        -e COMMAND='echo "pw=$DB_PASSWORD"; env | grep -c BITBUCKET_STEP_OIDC_TOKEN' >"$work/out" 2>"$work/err"
+    code=$?
+    check "Vault JWT login with the step's OIDC token, from inside the pipe" test "$code" = 1
+    check "the command saw the Vault secret masked, and no OIDC token" \
+        diff <(printf 'pw=[masked:DB_PASSWORD]\n0\n') "$work/out"
+    check "no Vault value or token in the pipe's output" sh -c "! grep -qF -e '$vault_pw' -e '$oidc' '$work/out' '$work/err'"
+else
+    bad "OpenBao did not start for the Vault case"
+fi
+
+# EXPORT_RECIPIENT: a bundle in shared storage, opened by a later command of the same step.
+"$root/$binary" keygen -o "$work/step-key.txt" >"$work/step-recipient" 2>/dev/null
+pipe -e SPEC=ci/stepsecret.toml -e EXPORT_RECIPIENT="$(cat "$work/step-recipient")" >"$work/out" 2>"$work/err"
+code=$?
+check "EXPORT_RECIPIENT writes a bundle (exit 0)" sh -c "test $code = 0 && test -s '$storage/stepsecret-bundle.age'"
+check "the bundle and everything else under the build folder hold no plain secret" no_plain_secret_in_build
+STEPSECRET_AGE_IDENTITY_FILE="$work/step-key.txt" BITBUCKET_STEP_UUID="{another-step}" \
+    "$root/$binary" run --bundle "$storage/stepsecret-bundle.age" -- true >"$work/out" 2>"$work/err"
+code=$?
+check "another step's run refuses the bundle (77)" sh -c "test $code = 77 && grep -q 'belongs to step' '$work/err'"
+STEPSECRET_AGE_IDENTITY_FILE="$work/step-key.txt" BITBUCKET_STEP_UUID="$step" \
+    "$root/$binary" run --bundle "$storage/stepsecret-bundle.age" -- \
+    sh -c 'echo "token=$API_TOKEN"; test "$(cat "$DB_FILE")" = "'"$db"'" && echo file-ok' >"$work/out" 2>"$work/err"
+code=$?
+check "the same step's stepsecret run --bundle gets the secrets, masked" \
+    sh -c "test $code = 0 && printf 'token=[masked:API_TOKEN]\nfile-ok\n' | diff - '$work/out'"
+check "the bundle is deleted after use" test ! -e "$storage/stepsecret-bundle.age"
+
+podman rmi -f "$tag" >/dev/null 2>&1
+finish
