@@ -229,9 +229,12 @@ impl std::str::FromStr for Reference {
             None => (before_fragment, None),
         };
         let mut fragment = fragment;
+        // A `#` after the fragment's query would end up inside a parameter's value, which the
+        // location could not print back (a query written before the `#` never holds one).
         if query.is_none()
             && let Some(f) = fragment
             && let Some((key, q)) = f.split_once('?')
+            && !q.contains('#')
             && q.split('&')
                 .all(|kv| kv.split_once('=').is_some_and(|(k, _)| PARAMS.contains(&k)))
         {
@@ -558,6 +561,23 @@ mod tests {
             ]
         );
         assert_eq!(r.selector, Selector::Key("certificate".into()));
+    }
+
+    #[test]
+    fn a_query_after_the_fragment_with_a_hash_in_a_value_stays_part_of_the_key() {
+        // Found by fuzz/reference: the region and version stage used to take `#...` into
+        // their values, and the location then printed as a different one.
+        let raw = "aws-sm://pro#/db?version-stage=A#x&region=eu-west-1";
+        let r = parse(raw);
+        let Location::Aws(loc) = &r.location else {
+            panic!()
+        };
+        assert_eq!((&loc.version_stage, &loc.region), (&None, &None));
+        assert_eq!(
+            r.selector,
+            Selector::Pointer("/db?version-stage=A#x&region=eu-west-1".into())
+        );
+        assert_eq!(parse(&r.location.to_string()).location, r.location);
     }
 
     #[test]
