@@ -8,8 +8,14 @@
 //! was told to watch. Together with the command's parent-death signal (see `child.rs`), a
 //! killed run leaves neither files nor a running command behind.
 //!
+//! The same holds for what a source must undo: the Vault source hands the guardian its login
+//! token and leases, so a killed run's token and dynamic secrets are revoked at once instead of
+//! living until their TTL.
+//!
 //! The protocol is one JSON object per line on the guardian's stdin:
-//! `{"dir": "/dev/shm/stepsecret-x"}` to watch a directory, `{"done": true}` to stand down.
+//! `{"dir": "/dev/shm/stepsecret-x"}` to watch a directory, `{"vault": {...}}` to revoke, and
+//! `{"done": true}` to stand down. The pipe is private to the two processes; nothing in it is
+//! ever printed.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -30,8 +36,41 @@ pub const DISABLE_ENV: &str = "STEPSECRET_UNGUARDED";
 pub enum Message {
     /// Remove this directory if stepsecret dies.
     Dir(PathBuf),
+    /// Revoke these Vault leases and token if stepsecret dies.
+    Vault(VaultCleanup),
     /// Cleanup was done by stepsecret; exit without touching anything.
     Done(bool),
+}
+
+/// What the guardian needs to revoke a run's Vault leases and login token on its own.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+pub struct VaultCleanup {
+    pub address: String,
+    pub namespace: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// The token the leases were created with (wiped on drop).
+    pub token: String,
+    /// Revoke the token itself (a login token; never one the user supplied).
+    pub revoke_token: bool,
+    pub leases: Vec<String>,
+}
+
+impl Drop for VaultCleanup {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}
+
+impl std::fmt::Debug for VaultCleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultCleanup")
+            .field("address", &self.address)
+            .field("revoke_token", &self.revoke_token)
+            .field("leases", &self.leases)
+            .finish_non_exhaustive()
+    }
 }
 
 /// stepsecret's handle on its guardian.
@@ -70,7 +109,7 @@ impl Guardian {
         self.send(&Message::Dir(dir.to_path_buf()))
     }
 
-    fn send(&mut self, message: &Message) -> std::io::Result<()> {
+    pub fn send(&mut self, message: &Message) -> std::io::Result<()> {
         let Some(stdin) = self.stdin.as_mut() else {
             return Ok(());
         };
@@ -107,17 +146,23 @@ pub fn run() -> u8 {
         }
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut vault: Vec<VaultCleanup> = Vec::new();
     let mut done = false;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
+        let line = zeroize::Zeroizing::new(line);
         match serde_json::from_str::<Message>(&line) {
             Ok(Message::Dir(dir)) => dirs.push(dir),
+            Ok(Message::Vault(cleanup)) => vault.push(cleanup),
             Ok(Message::Done(flag)) => done = flag,
             Err(_) => {}
         }
     }
     if done {
         return 0;
+    }
+    for cleanup in vault {
+        revoke_vault(cleanup);
     }
     for dir in dirs {
         if dir.exists() {
@@ -130,6 +175,22 @@ pub fn run() -> u8 {
     }
     0
 }
+
+#[cfg(feature = "vault")]
+fn revoke_vault(cleanup: VaultCleanup) {
+    for event in crate::sources::vault::revoke_orphaned(cleanup) {
+        match event.error {
+            None => eprintln!(
+                "stepsecret: guardian: the run ended without cleaning up; {} done",
+                event.what
+            ),
+            Some(e) => eprintln!("stepsecret: guardian: {} failed: {e}", event.what),
+        }
+    }
+}
+
+#[cfg(not(feature = "vault"))]
+fn revoke_vault(_cleanup: VaultCleanup) {}
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,11 @@ impl Sources {
         self.list.iter().flat_map(|s| s.finish()).collect()
     }
 
+    /// What the guardian must undo if stepsecret is killed, from every source.
+    pub fn guard(&self) -> Vec<crate::guardian::Message> {
+        self.list.iter().flat_map(|s| s.guard()).collect()
+    }
+
     /// Leaves every lease and login token in place (they expire with their TTL): for values
     /// that must outlive this process, such as a pipe's exported bundle.
     pub fn keep(&mut self) {

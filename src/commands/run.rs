@@ -116,21 +116,31 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
     };
     // Declared after `dir`, so it stands down (on drop) before `dir` removes the files.
     let guarded = std::env::var_os(guardian::DISABLE_ENV).is_none();
+    let to_undo = sources.guard();
     let _guardian = match &dir {
-        Some(dir) if guarded => {
-            let started = Guardian::start().and_then(|mut g| g.watch_dir(dir.path()).map(|()| g));
+        _ if !guarded || (dir.is_none() && to_undo.is_empty()) => None,
+        dir => {
+            let started = Guardian::start().and_then(|mut g| {
+                if let Some(dir) = dir {
+                    g.watch_dir(dir.path())?;
+                }
+                for message in &to_undo {
+                    g.send(message)?;
+                }
+                Ok(g)
+            });
             match started {
                 Ok(g) => Some(g),
                 Err(e) => {
                     warn(format!(
-                        "no guardian ({e}): a SIGKILL would leave file secrets behind"
+                        "no guardian ({e}): a SIGKILL would leave file secrets, leases and tokens behind"
                     ));
                     None
                 }
             }
         }
-        _ => None,
     };
+    drop(to_undo);
     let mut paths = Vec::new();
     if let Some(dir) = &dir {
         for (name, _, value) in all.iter().filter(|(_, t, _)| *t == Target::File) {

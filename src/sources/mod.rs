@@ -67,6 +67,12 @@ pub trait SecretSource: Send + Sync {
         Vec::new()
     }
 
+    /// What the guardian must undo should stepsecret be killed before [`SecretSource::finish`]
+    /// (see `guardian.rs`).
+    fn guard(&self) -> Vec<crate::guardian::Message> {
+        Vec::new()
+    }
+
     /// Runs once after the command exits, or when the run fails: revoke leases and tokens.
     /// Failures are reported, never raised: they must not change the exit code.
     fn finish(&self) -> Vec<CleanupEvent> {

@@ -29,6 +29,7 @@ use crate::error::SourceError;
 use crate::reference::{Backend, Location, VaultLocation};
 use crate::sources::{CleanupEvent, FetchContext, Fetched, SecretSource};
 use crate::spec::VaultSettings;
+use secrecy::ExposeSecret;
 
 /// How long cleanup (revoking leases and the login token) may take after the command.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,6 +144,28 @@ impl SecretSource for VaultSource {
             .unwrap_or_default()
     }
 
+    fn guard(&self) -> Vec<crate::guardian::Message> {
+        let state = self.state();
+        let Some(login) = &state.login else {
+            return Vec::new();
+        };
+        if !login.issued && state.leases.is_empty() {
+            return Vec::new();
+        }
+        vec![crate::guardian::Message::Vault(
+            crate::guardian::VaultCleanup {
+                address: self.settings.address.clone(),
+                namespace: self.settings.namespace.clone(),
+                ca_cert: self.settings.tls.ca_cert.clone(),
+                client_cert: self.settings.tls.client_cert.clone(),
+                client_key: self.settings.tls.client_key.clone(),
+                token: login.token.expose_secret().to_string(),
+                revoke_token: login.issued,
+                leases: state.leases.iter().map(|(l, _)| l.clone()).collect(),
+            },
+        )]
+    }
+
     fn finish(&self) -> Vec<CleanupEvent> {
         let (login, leases) = {
             let mut state = self.state();
@@ -194,6 +217,43 @@ impl SecretSource for VaultSource {
         }
         events
     }
+}
+
+/// The guardian's cleanup of a killed run: the same revocations as [`SecretSource::finish`],
+/// from what the run handed over.
+pub fn revoke_orphaned(cleanup: crate::guardian::VaultCleanup) -> Vec<CleanupEvent> {
+    let tls = settings::Tls {
+        ca_cert: cleanup.ca_cert.clone(),
+        client_cert: cleanup.client_cert.clone(),
+        client_key: cleanup.client_key.clone(),
+    };
+    let client = match Client::new(&cleanup.address, cleanup.namespace.clone(), &tls, 4) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![CleanupEvent {
+                what: "revoke the Vault login token and leases".into(),
+                error: Some(e.message),
+            }];
+        }
+    };
+    let source = VaultSource {
+        settings: Settings::orphan(&cleanup.address),
+        client,
+        state: Mutex::new(State {
+            login: Some(Login {
+                token: secrecy::SecretString::from(cleanup.token.to_string()),
+                issued: cleanup.revoke_token,
+                identity: Vec::new(),
+                consumed: Vec::new(),
+            }),
+            leases: cleanup
+                .leases
+                .iter()
+                .map(|l| (l.clone(), String::new()))
+                .collect(),
+        }),
+    };
+    source.finish()
 }
 
 /// An [`ApiError`] in a few words, for cleanup warnings.

@@ -134,6 +134,26 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Settings for revoking on behalf of a killed run: only the address matters.
+    pub fn orphan(address: &str) -> Settings {
+        Settings {
+            address: address.to_string(),
+            auth: None,
+            role: None,
+            auth_path: None,
+            namespace: None,
+            oidc_token_env: None,
+            audience: None,
+            role_id: None,
+            role_id_file: None,
+            secret_id_file: None,
+            tls: Tls::default(),
+            concurrency: 4,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
