@@ -380,16 +380,12 @@ fn a_server_that_is_down_fails_closed_at_the_deadline() {
 fn a_503_storm_is_retried_and_the_run_goes_on() {
     let (bao, _signer) = server();
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    proxy.add(Rule {
-        path: "/v1/secret/data/app",
-        fault: Fault::Status(503),
-        times: Some(3),
-    });
-    proxy.add(Rule {
-        path: "/v1/sys/internal/ui/mounts",
-        fault: Fault::Status(429),
-        times: Some(2),
-    });
+    proxy.add(Rule::times("/v1/secret/data/app", Fault::Status(503), 3));
+    proxy.add(Rule::times(
+        "/v1/sys/internal/ui/mounts",
+        Fault::Status(429),
+        2,
+    ));
     let out = Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)
@@ -412,16 +408,8 @@ fn a_503_storm_is_retried_and_the_run_goes_on() {
 fn dropped_connections_and_cut_answers_are_retried() {
     let (bao, _signer) = server();
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    proxy.add(Rule {
-        path: "/v1/secret/data/app",
-        fault: Fault::Drop,
-        times: Some(2),
-    });
-    proxy.add(Rule {
-        path: "/v1/secret/data/app",
-        fault: Fault::Truncate,
-        times: Some(1),
-    });
+    proxy.add(Rule::times("/v1/secret/data/app", Fault::Drop, 2));
+    proxy.add(Rule::times("/v1/secret/data/app", Fault::Truncate, 1));
     let out = Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)
@@ -447,11 +435,7 @@ fn dropped_connections_and_cut_answers_are_retried() {
 fn an_endless_429_storm_gives_up_at_the_deadline_with_exit_75() {
     let (bao, _signer) = server();
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    proxy.add(Rule {
-        path: "/v1/secret/data/",
-        fault: Fault::Status(429),
-        times: None,
-    });
+    proxy.add(Rule::always("/v1/secret/data/", Fault::Status(429)));
     let test = Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root);
@@ -489,11 +473,7 @@ fn truncated_json_from_the_server_is_a_clear_error() {
     // A 200 whose JSON ends early, every time: the proxy forwards and cuts each answer.
     let (bao, _signer) = server();
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    proxy.add(Rule {
-        path: "/v1/secret/data/app",
-        fault: Fault::Truncate,
-        times: None,
-    });
+    proxy.add(Rule::always("/v1/secret/data/app", Fault::Truncate));
     let out = Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)

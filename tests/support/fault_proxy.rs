@@ -24,6 +24,8 @@ pub enum Fault {
     Drop,
     /// Forward, then send only the first half of the server's answer and close.
     Truncate,
+    /// Wait this many milliseconds, then forward (a slow server).
+    Delay(u64),
 }
 
 /// A fault for requests whose path contains `path` (empty: every request).
@@ -33,13 +35,45 @@ pub struct Rule {
     pub fault: Fault,
     /// How many requests to hit; `None`: all of them from now on.
     pub times: Option<usize>,
+    /// Hit only every n-th matching request (1: each one).
+    pub every: usize,
+}
+
+impl Rule {
+    /// A rule for every matching request from now on.
+    pub fn always(path: &'static str, fault: Fault) -> Rule {
+        Rule {
+            path,
+            fault,
+            times: None,
+            every: 1,
+        }
+    }
+
+    /// A rule for the next `n` matching requests.
+    pub fn times(path: &'static str, fault: Fault, n: usize) -> Rule {
+        Rule {
+            times: Some(n),
+            ..Rule::always(path, fault)
+        }
+    }
+
+    /// A rule for every `n`-th matching request.
+    pub fn every(path: &'static str, fault: Fault, n: usize) -> Rule {
+        Rule {
+            every: n.max(1),
+            ..Rule::always(path, fault)
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
-    /// (method, path, injected) of every request seen.
-    seen: Vec<(String, String, bool)>,
+    /// Matching requests seen per rule, for `every`.
+    matched: Vec<usize>,
+    /// (method, path, fault) of every request seen.
+    seen: Vec<(String, String, Option<Fault>)>,
 }
 
 pub struct FaultProxy {
@@ -74,18 +108,38 @@ impl FaultProxy {
     }
 
     pub fn add(&self, rule: Rule) {
-        self.state.lock().unwrap().rules.push(rule);
+        let mut state = self.state.lock().unwrap();
+        state.rules.push(rule);
+        state.matched.push(0);
     }
 
-    pub fn clear(&self) {
-        self.state.lock().unwrap().rules.clear();
+    /// Requests that met a fault so far.
+    pub fn injected(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|(_, _, f)| f.is_some())
+            .count()
+    }
+
+    /// Requests whose path contains `path` that met `fault`.
+    pub fn count_fault(&self, path: &str, fault: Fault) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|(_, p, f)| p.contains(path) && *f == Some(fault))
+            .count()
     }
 
     /// Requests seen whose path contains `path`: (forwarded, injected).
     pub fn count(&self, path: &str) -> (usize, usize) {
         let state = self.state.lock().unwrap();
         let hits = state.seen.iter().filter(|(_, p, _)| p.contains(path));
-        let injected = hits.clone().filter(|(_, _, i)| *i).count();
+        let injected = hits.clone().filter(|(_, _, f)| f.is_some()).count();
         (hits.count() - injected, injected)
     }
 }
@@ -106,19 +160,23 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
         };
         let fault = {
             let mut state = state.lock().unwrap();
-            let fault = state
-                .rules
-                .iter_mut()
-                .find(|r| path.contains(r.path) && r.times != Some(0))
-                .map(|r| {
-                    if let Some(n) = &mut r.times {
-                        *n -= 1;
-                    }
-                    r.fault
-                });
-            state
-                .seen
-                .push((method.clone(), path.clone(), fault.is_some()));
+            let State { rules, matched, .. } = &mut *state;
+            let mut fault = None;
+            for (rule, seen) in rules.iter_mut().zip(matched.iter_mut()) {
+                if !path.contains(rule.path) || rule.times == Some(0) {
+                    continue;
+                }
+                *seen += 1;
+                if *seen % rule.every != 0 {
+                    continue;
+                }
+                if let Some(n) = &mut rule.times {
+                    *n -= 1;
+                }
+                fault = Some(rule.fault);
+                break;
+            }
+            state.seen.push((method.clone(), path.clone(), fault));
             fault
         };
         match fault {
@@ -133,7 +191,10 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
                 }
             }
             Some(Fault::Drop) => return,
-            Some(Fault::Truncate) | None => {
+            Some(Fault::Truncate) | Some(Fault::Delay(_)) | None => {
+                if let Some(Fault::Delay(ms)) = fault {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
                 let Some(answer) = forward(upstream, &head, &body) else {
                     return;
                 };

@@ -110,6 +110,25 @@ impl ClassifyRetry for NoRetryOnBadCertificate {
     }
 }
 
+/// Retries an HTTP 429 as throttling. Secrets Manager throttles with a 400 and a code the SDK
+/// knows, but proxies and gateways in front of it (and LocalStack-style endpoints) answer a
+/// bare 429, which the SDK's status classifier does not list.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryTooManyRequests;
+
+impl ClassifyRetry for RetryTooManyRequests {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.response() {
+            Some(response) if response.status().as_u16() == 429 => RetryAction::throttling_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "stepsecret::RetryTooManyRequests"
+    }
+}
+
 /// Whether a rustls certificate error is somewhere in `error`'s chain. `io::Error` hides the
 /// error it wraps from `source()` (hyper-rustls nests the rustls error two `io::Error`s deep),
 /// so each one is unwrapped by hand.

@@ -28,7 +28,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use super::errors::{self, AttemptLog, Attempts};
-use super::http::NoRetryOnBadCertificate;
+use super::http::{NoRetryOnBadCertificate, RetryTooManyRequests};
 use super::settings::{self, Settings};
 use super::web_identity::{self, AssumedRole};
 use crate::ci::OidcToken;
@@ -193,6 +193,7 @@ impl Session {
                     .region(Region::new(region.to_string()))
                     .interceptor(AttemptLog(Arc::clone(&self.attempts)))
                     .retry_classifier(NoRetryOnBadCertificate)
+                    .retry_classifier(RetryTooManyRequests)
                     .build();
                 aws_sdk_secretsmanager::Client::from_conf(config)
             })
@@ -210,6 +211,7 @@ fn sts_client(base: &SdkConfig, region: &str, attempts: &Arc<Attempts>) -> aws_s
         .region(Region::new(region.to_string()))
         .interceptor(AttemptLog(Arc::clone(attempts)))
         .retry_classifier(NoRetryOnBadCertificate)
+        .retry_classifier(RetryTooManyRequests)
         .build();
     aws_sdk_sts::Client::from_conf(config)
 }

@@ -26,6 +26,9 @@ const RETRY_STATUSES: [u16; 6] = [412, 429, 500, 502, 503, 504];
 /// The first backoff ceiling; doubled per attempt up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest one attempt may take: a request hanging this long is on a dead connection or a
+/// stuck server, and a new attempt has a better chance than more waiting.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time kept for a last attempt before the deadline.
 const LAST_TRY_MARGIN: Duration = Duration::from_millis(20);
 /// Answers larger than this are refused rather than buffered (a secret is far smaller).
@@ -135,7 +138,7 @@ impl Client {
                     unreachable: false,
                 });
             } else {
-                match self.once(call, remaining) {
+                match self.once(call, remaining.min(ATTEMPT_TIMEOUT)) {
                     Outcome::Done(result) => return result,
                     Outcome::Retry {
                         why,
