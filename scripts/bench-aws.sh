@@ -21,38 +21,15 @@ N=50
 log() { printf 'bench-aws: %s\n' "$*" >&2; }
 
 # --- tools ------------------------------------------------------------------------------------
-apt_updated=""
-apt_install() {
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-command -v hyperfine >/dev/null || { log "apt-get install hyperfine"; apt_install hyperfine; }
-command -v curl >/dev/null || apt_install curl
+# shellcheck source=scripts/lib/peers.sh
+. scripts/lib/peers.sh
+peers_hyperfine
 moto=$(scripts/deps/aws.sh)
-
-aws_cli=$(command -v aws || true)
-if [ -z "$aws_cli" ]; then
-    venv="$HOME/.cache/stepsecret/awscli-venv"
-    [ -x "$venv/bin/aws" ] || {
-        log "pip install awscli"
-        python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-        "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check awscli
-    }
-    aws_cli="$venv/bin/aws"
-fi
-
-teller=$(command -v teller || true)
-teller_missing=""
-if [ -z "$teller" ] && [ -x "$HOME/.cargo/bin/teller" ]; then teller="$HOME/.cargo/bin/teller"; fi
-if [ -z "$teller" ]; then
-    command -v protoc >/dev/null || { log "apt-get install protobuf-compiler (teller needs protoc)"; apt_install protobuf-compiler; }
-    log "cargo install teller --locked (slow: several minutes)"
-    if cargo install teller --locked >"${TMPDIR:-/tmp}/teller-install.log" 2>&1; then
-        teller="$HOME/.cargo/bin/teller"
-    else
-        teller_missing="cargo install teller --locked failed: $(grep -m1 -E '^error' "${TMPDIR:-/tmp}/teller-install.log" || tail -1 "${TMPDIR:-/tmp}/teller-install.log")"
-    fi
-fi
+peers_awscli
+[ -n "$AWS_CLI" ] || { log "$AWS_CLI_MISSING"; exit 1; }
+aws_cli=$AWS_CLI
+peers_teller
+teller=$TELLER teller_missing=$TELLER_MISSING
 
 log "cargo build --release"
 cargo build --release --quiet

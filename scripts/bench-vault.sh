@@ -23,27 +23,12 @@ N=50
 log() { printf 'bench-vault: %s\n' "$*" >&2; }
 
 # --- tools ------------------------------------------------------------------------------------
-apt_updated=""
-apt_install() {
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-command -v hyperfine >/dev/null || { log "apt-get install hyperfine"; apt_install hyperfine; }
-command -v curl >/dev/null || apt_install curl
+# shellcheck source=scripts/lib/peers.sh
+. scripts/lib/peers.sh
+peers_hyperfine
 bao=$(scripts/deps/vault.sh)
-
-teller=$(command -v teller || true)
-teller_missing=""
-if [ -z "$teller" ] && [ -x "$HOME/.cargo/bin/teller" ]; then teller="$HOME/.cargo/bin/teller"; fi
-if [ -z "$teller" ]; then
-    command -v protoc >/dev/null || { log "apt-get install protobuf-compiler (teller needs protoc)"; apt_install protobuf-compiler; }
-    log "cargo install teller --locked (slow: several minutes)"
-    if cargo install teller --locked >"${TMPDIR:-/tmp}/teller-install.log" 2>&1; then
-        teller="$HOME/.cargo/bin/teller"
-    else
-        teller_missing="cargo install teller --locked failed: $(grep -m1 -E '^error' "${TMPDIR:-/tmp}/teller-install.log" || tail -1 "${TMPDIR:-/tmp}/teller-install.log")"
-    fi
-fi
+peers_teller
+teller=$TELLER teller_missing=$TELLER_MISSING
 
 log "cargo build --release"
 cargo build --release --quiet
