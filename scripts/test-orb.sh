@@ -384,11 +384,49 @@ done
 
 # ---------------------------------------------------------------- 6. Vault through the orb
 section "Vault via the orb"
-# TODO(issue 3): once the vault:// source lands, start `bao server -dev` (scripts/deps), enable
-# JWT auth with a locally signed RS256 token as CIRCLE_OIDC_TOKEN_V2, and run run.sh with
-# PARAM_VAULT_ROLE / PARAM_VAULT_AUTH_PATH and a vault:// reference, asserting the masked output.
+# OpenBao in dev mode on loopback, JWT auth trusting a local RSA key, and a CircleCI-shaped
+# token signed with it as CIRCLE_OIDC_TOKEN_V2: run.sh logs in with vault_role and
+# vault_auth_path, as a CircleCI job with a context would.
 vault_oidc_e2e() {
-    skip "vault OIDC e2e: needs the vault source; see issue 3"
+    local bao vd vault_pw oidc
+    if ! bao=$(bash "$repo/scripts/deps/vault.sh" 2>/dev/null); then
+        bad "vault OIDC e2e: scripts/deps/vault.sh could not install OpenBao"
+        return
+    fi
+    # shellcheck source=scripts/lib/openbao.sh
+    . "$repo/scripts/lib/openbao.sh"
+    vd=$tmp/vault
+    mkdir -p "$vd/home" "$vd/tmp"
+    bao_start "$bao" "$vd" || { bad "vault OIDC e2e: OpenBao did not start"; return; }
+    vault_pw="orb-vault-pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    bao_api POST secret/data/deploy "{\"data\":{\"password\":\"$vault_pw\"}}"
+    bao_api POST sys/auth/circleci '{"type":"jwt"}'
+    jwt_setup "$vd" 2>/dev/null || true
+    # jwt_setup configures auth/jwt; configure the custom mount the same way.
+    bao_api POST auth/circleci/config "{\"jwt_validation_pubkeys\":[$(openssl pkey -in "$vd/jwt-key.pem" -pubout | "$py" -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]}"
+    bao_api PUT sys/policies/acl/deploy '{"policy":"path \"secret/data/deploy\" { capabilities = [\"read\"] }"}'
+    bao_api POST auth/circleci/role/ci-deploy '{"role_type":"jwt","user_claim":"sub","bound_audiences":["org-1"],"bound_claims":{"oidc.circleci.com/project-id":"proj-1"},"token_policies":["deploy"],"token_ttl":"5m"}'
+    oidc=$(jwt_sign "$vd" '{"iss":"https://oidc.circleci.com/org/org-1","aud":"org-1","sub":"org/org-1/project/proj-1/user/u-1","oidc.circleci.com/project-id":"proj-1"}')
+    home=$vd/home tmpdir=$vd/tmp bash_env=$vd/bash_env cwd=$proj
+    printf 'export EXISTING_SETTING="from an earlier step"\n' >"$bash_env"
+    cp "$bash_env" "$vd/bash_env.before"
+    cur_shell=("$(command -v dash)" -e)
+    cur_path=$tmp/dash/bin:$PATH
+    run_orb run.sh PARAM_COMMAND='echo "pw=$DB_PASSWORD"; env | grep -c "^CIRCLE_OIDC_TOKEN_V2=" || true' \
+        PARAM_SECRETS="DB_PASSWORD=vault://secret/deploy#password" \
+        PARAM_VAULT_ROLE=ci-deploy PARAM_VAULT_AUTH_PATH=circleci \
+        VAULT_ADDR="$VAULT_ADDR" CIRCLECI=true CIRCLE_OIDC_TOKEN_V2="$oidc"
+    check "vault OIDC e2e: run.sh logs in with vault_role/vault_auth_path and the job's OIDC token" \
+        test "$rc" -eq 0
+    check "vault OIDC e2e: the command saw the secret, masked, and not the OIDC token" \
+        has "pw=[masked:DB_PASSWORD]"
+    check "vault OIDC e2e: ... the OIDC token variable was kept from the command" \
+        test "$(grep -c '^0$' <<<"$out")" -eq 1
+    check "vault OIDC e2e: no value or token in the output" \
+        bash -c '! grep -qF -e "$1" -e "$2" <<<"$3"' _ "$vault_pw" "$oidc" "$out"
+    check "vault OIDC e2e: BASH_ENV unchanged" cmp "$vd/bash_env.before" "$bash_env"
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/        | /'
+    kill "$BAO_PID" 2>/dev/null
 }
 vault_oidc_e2e
 
