@@ -143,7 +143,7 @@ for script in orb/src/scripts/*.sh; do
 done
 for script in scripts/test-orb.sh scripts/deps/orb.sh .circleci/*.sh; do
     [ -f "$script" ] || continue
-    check "shellcheck $script" shellcheck "$script"
+    check "shellcheck $script" shellcheck -x "$script"
 done
 
 # ---------------------------------------------------------------- 5. execute the scripts
