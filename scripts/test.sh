@@ -43,4 +43,7 @@ STEPSECRET_TEST_BIN="$PWD/dist/stepsecret-x86_64-unknown-linux-musl" cargo test 
 step "the Bitbucket pipe: files, and the image under podman (scripts/test-pipe.sh)"
 scripts/test-pipe.sh
 
+step "a short fuzzing pass over the committed corpus (scripts/fuzz-smoke.sh)"
+scripts/fuzz-smoke.sh
+
 step "all tests passed"
