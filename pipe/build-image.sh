@@ -9,10 +9,10 @@ binary=../dist/stepsecret-x86_64-unknown-linux-musl
 [ -x "$binary" ] || { echo "build-image: $binary is missing: run scripts/build-static.sh first" >&2; exit 1; }
 busybox=$(command -v busybox || true)
 if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q "statically linked"; then
-    [ -x /bin/busybox ] && file -L /bin/busybox | grep -q "statically linked" || {
+    if ! { [ -x /bin/busybox ] && file -L /bin/busybox | grep -q "statically linked"; }; then
         echo "build-image: apt-get install busybox-static" >&2
         apt-get install -y -qq busybox-static >/dev/null
-    }
+    fi
     busybox=/bin/busybox
 fi
 version=$(sed -n 's/^image: .*:\(.*\)$/\1/p' pipe.yml)

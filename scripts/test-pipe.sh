@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Commands for the container and for sh -c are single-quoted on purpose; check() runs
+# functions indirectly.
+# shellcheck disable=SC2016,SC2317
 # The Bitbucket pipe's tests: its files (hadolint, the README's YAML Definition against
 # SchemaStore's bitbucket-pipelines schema, versions that agree), then the image itself, built
 # with podman from the static binary and run the way Bitbucket runs a pipe: the build folder
@@ -9,7 +12,7 @@
 # cannot run containers here, the image cases are skipped with the reason printed.
 # Ends with "N passed, M failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 PATH="$HOME/.cache/stepsecret/bin:$PATH"
 passed=0 failed=0 skipped=0
@@ -28,8 +31,9 @@ finish() {
     exit $?
 }
 
-command -v podman >/dev/null && command -v hadolint >/dev/null && command -v semversioner >/dev/null \
-    || bash scripts/deps/pipe.sh
+if ! command -v podman >/dev/null || ! command -v hadolint >/dev/null || ! command -v semversioner >/dev/null; then
+    bash scripts/deps/pipe.sh
+fi
 
 # --- the pipe's files --------------------------------------------------------------------------
 check "hadolint pipe/Dockerfile" hadolint pipe/Dockerfile
@@ -138,7 +142,7 @@ if bao_start "$bao" "$work"; then
     oidc=$(jwt_sign "$work" '{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/ws-1","sub":"{repo-1}:{step-1}","repositoryUuid":"{repo-1}","workspaceUuid":"{ws-1}"}')
     pipe -e VAULT_ADDR="$VAULT_ADDR" -e VAULT_ROLE=bitbucket -e BITBUCKET_STEP_OIDC_TOKEN="$oidc" \
         -e SECRETS='DB_PASSWORD=vault://secret/app#password' \
-        -e COMMAND='echo "pw=$DB_PASSWORD"; env | grep -c BITBUCKET_STEP_OIDC_TOKEN' >"$work/out" 2>"$work/err"
+        -e COMMAND='echo "pw=$DB_PASSWORD"; env | grep -c "^BITBUCKET_STEP_OIDC_TOKEN="' >"$work/out" 2>"$work/err"
     code=$?
     check "Vault JWT login with the step's OIDC token, from inside the pipe" test "$code" = 1
     check "the command saw the Vault secret masked, and no OIDC token" \

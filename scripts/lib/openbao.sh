@@ -20,7 +20,7 @@ while True:
     "$bao" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" >"$work/bao.log" 2>&1 &
     BAO_PID=$!
     VAULT_ADDR="http://127.0.0.1:$port"
-    export VAULT_ADDR
+    export VAULT_ADDR BAO_PID
     for _ in $(seq 200); do curl -s -f -o /dev/null "$VAULT_ADDR/v1/sys/health" && return 0; sleep 0.05; done
     echo "OpenBao did not start: $(tail -3 "$work/bao.log")" >&2
     return 1
