@@ -376,17 +376,14 @@ fn a_server_that_is_down_fails_closed_at_the_deadline() {
     assert!(!marker.exists());
 }
 
-#[test]
-fn a_503_storm_is_retried_and_the_run_goes_on() {
-    let (bao, _signer) = server();
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    proxy.add(Rule::times("/v1/secret/data/app", Fault::Status(503), 3));
-    proxy.add(Rule::times(
-        "/v1/sys/internal/ui/mounts",
-        Fault::Status(429),
-        2,
-    ));
-    let out = Test::new()
+/// The fault proxy in front of `bao`.
+fn proxy_for(bao: &OpenBao) -> FaultProxy {
+    FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap())
+}
+
+/// A run reading secret/app#password through `proxy`; its command checks the value itself.
+fn read_password_through(proxy: &FaultProxy, bao: &OpenBao) -> support::Output {
+    Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)
         .args([
@@ -398,7 +395,20 @@ fn a_503_storm_is_retried_and_the_run_goes_on() {
             "-c",
             &format!("test \"$PW\" = '{PASSWORD}' && echo ok"),
         ])
-        .run();
+        .run()
+}
+
+#[test]
+fn a_503_storm_is_retried_and_the_run_goes_on() {
+    let (bao, _signer) = server();
+    let proxy = proxy_for(&bao);
+    proxy.add(Rule::times("/v1/secret/data/app", Fault::Status(503), 3));
+    proxy.add(Rule::times(
+        "/v1/sys/internal/ui/mounts",
+        Fault::Status(429),
+        2,
+    ));
+    let out = read_password_through(&proxy, &bao);
     out.code(0).stdout_is("ok\n");
     assert_eq!(proxy.count("/v1/secret/data/app"), (1, 3));
     assert_eq!(proxy.count("/v1/sys/internal/ui/mounts"), (1, 2));
@@ -407,22 +417,10 @@ fn a_503_storm_is_retried_and_the_run_goes_on() {
 #[test]
 fn dropped_connections_and_cut_answers_are_retried() {
     let (bao, _signer) = server();
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
+    let proxy = proxy_for(&bao);
     proxy.add(Rule::times("/v1/secret/data/app", Fault::Drop, 2));
     proxy.add(Rule::times("/v1/secret/data/app", Fault::Truncate, 1));
-    let out = Test::new()
-        .env("VAULT_ADDR", proxy.url())
-        .env("VAULT_TOKEN", bao.root)
-        .args([
-            "run",
-            "-s",
-            "PW=vault://secret/app#password",
-            "--",
-            "sh",
-            "-c",
-            &format!("test \"$PW\" = '{PASSWORD}' && echo ok"),
-        ])
-        .run();
+    let out = read_password_through(&proxy, &bao);
     out.code(0).stdout_is("ok\n").leaks_none(&[PASSWORD]);
     assert_eq!(
         proxy.count("/v1/secret/data/app"),
@@ -434,7 +432,7 @@ fn dropped_connections_and_cut_answers_are_retried() {
 #[test]
 fn an_endless_429_storm_gives_up_at_the_deadline_with_exit_75() {
     let (bao, _signer) = server();
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
+    let proxy = proxy_for(&bao);
     proxy.add(Rule::always("/v1/secret/data/", Fault::Status(429)));
     let test = Test::new()
         .env("VAULT_ADDR", proxy.url())
@@ -472,7 +470,7 @@ fn an_endless_429_storm_gives_up_at_the_deadline_with_exit_75() {
 fn truncated_json_from_the_server_is_a_clear_error() {
     // A 200 whose JSON ends early, every time: the proxy forwards and cuts each answer.
     let (bao, _signer) = server();
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
+    let proxy = proxy_for(&bao);
     proxy.add(Rule::always("/v1/secret/data/app", Fault::Truncate));
     let out = Test::new()
         .env("VAULT_ADDR", proxy.url())
@@ -501,7 +499,7 @@ fn one_login_one_mount_question_and_one_read_per_unique_path() {
             json!({ "a": format!("value-a-{i}-xxxx"), "b": format!("value-b-{i}-xxxx") }),
         );
     }
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
+    let proxy = proxy_for(&bao);
     let token = signer.sign(circleci_claims("org-1", "proj-1", "main"));
     let mut lines = String::new();
     for i in 0..3 {

@@ -89,7 +89,6 @@ fn jwt(
     token: OidcToken,
 ) -> Result<Login, SourceError> {
     let mount = settings.auth_path.as_deref().unwrap_or("jwt");
-    let path = format!("auth/{mount}/login");
     let mut body = json!({ "jwt": token.token.expose_secret() });
     if let Some(role) = &settings.role {
         body["role"] = Value::String(role.clone());
@@ -101,23 +100,12 @@ fn jwt(
         .map_or("the mount's default role".to_string(), |r| {
             format!("role `{r}`")
         });
-    let call = Call {
-        method: Method::Post,
-        path: &path,
-        query: &[],
-        token: None,
-        body: Some(body.value()),
-    };
-    let answer = client.call(&call, deadline).map_err(|e| match e {
-        ApiError::Status { status, errors } if status == 400 || status == 403 => {
-            SourceError::denied(format!(
-                "Vault refused the jwt login at auth/{mount} as {role_text}: {errors}; the token from {} has {}; the role's bound_audiences, bound_subject and bound_claims must match these claims",
-                token.variable,
-                claims_text(&token)
-            ))
-        }
-        ApiError::Status { status: 404, .. } => no_auth_mount(mount, "jwt"),
-        other => login_error(client, "jwt", other),
+    let answer = post_login(client, mount, "jwt", &body, deadline, |errors| {
+        format!(
+            "Vault refused the jwt login at auth/{mount} as {role_text}: {errors}; the token from {} has {}; the role's bound_audiences, bound_subject and bound_claims must match these claims",
+            token.variable,
+            claims_text(&token)
+        )
     })?;
     let mut login = issued(&answer, "jwt")?;
     let mut identity = vec![
@@ -220,23 +208,11 @@ fn approle(settings: &Settings, client: &Client, deadline: Instant) -> Result<Lo
         },
     };
     let mount = settings.auth_path.as_deref().unwrap_or("approle");
-    let path = format!("auth/{mount}/login");
     let body = SecretJson::new(json!({ "role_id": *role_id, "secret_id": *secret_id }));
-    let call = Call {
-        method: Method::Post,
-        path: &path,
-        query: &[],
-        token: None,
-        body: Some(body.value()),
-    };
-    let answer = client.call(&call, deadline).map_err(|e| match e {
-        ApiError::Status { status, errors } if status == 400 || status == 403 => {
-            SourceError::denied(format!(
-                "Vault refused the approle login at auth/{mount}: {errors}; check the role id and that the secret id is valid and not used up or expired"
-            ))
-        }
-        ApiError::Status { status: 404, .. } => no_auth_mount(mount, "approle"),
-        other => login_error(client, "approle", other),
+    let answer = post_login(client, mount, "approle", &body, deadline, |errors| {
+        format!(
+            "Vault refused the approle login at auth/{mount}: {errors}; check the role id and that the secret id is valid and not used up or expired"
+        )
     })?;
     let mut login = issued(&answer, "approle")?;
     let mut identity = vec![("auth".to_string(), format!("approle (auth/{mount})"))];
@@ -341,6 +317,33 @@ fn strings(value: Option<&Value>) -> Option<String> {
         .filter_map(Value::as_str)
         .collect();
     Some(list.join(","))
+}
+
+/// POSTs a login to `auth/MOUNT/login`. A 400 or 403 is a refusal, explained by `refused`
+/// from Vault's own errors; a 404 means no such auth mount.
+fn post_login(
+    client: &Client,
+    mount: &str,
+    method: &str,
+    body: &SecretJson,
+    deadline: Instant,
+    refused: impl FnOnce(&str) -> String,
+) -> Result<SecretJson, SourceError> {
+    let path = format!("auth/{mount}/login");
+    let call = Call {
+        method: Method::Post,
+        path: &path,
+        query: &[],
+        token: None,
+        body: Some(body.value()),
+    };
+    client.call(&call, deadline).map_err(|e| match e {
+        ApiError::Status { status, errors } if status == 400 || status == 403 => {
+            SourceError::denied(refused(&errors))
+        }
+        ApiError::Status { status: 404, .. } => no_auth_mount(mount, method),
+        other => login_error(client, method, other),
+    })
 }
 
 fn no_auth_mount(mount: &str, method: &str) -> SourceError {
