@@ -129,11 +129,11 @@ for n in "${SIZES[@]}"; do
     {
         echo "providers:"
         echo "  vault:"
-        echo "    kind: hashicorp_vault"
+        echo "    kind: hashicorp" # the hashicorp_vault provider
         echo "    maps:"
         for i in $(seq3 "$n"); do
             echo "      - id: s$i"
-            echo "        path: secret/data/bench/s$i"
+            echo "        path: secret/bench/s$i" # teller (vaultrs) adds the data/ of KV v2
         done
     } >"$work/v-teller-$n.yml"
     agent_hcl "$n" "\"$true_bin\"" >"$work/v-agent-$n.hcl"
@@ -330,7 +330,7 @@ head -c 2000000 "$work/dirty.log" | "$bin" redact --spec "$work/100.toml" | grep
 measure r-cat 3 -N --warmup 1 "sh -c 'cat $work/dirty.log | cat > /dev/null'"
 measure r-ss 3 -N --warmup 1 "sh -c 'cat $work/dirty.log | $bin redact --spec $work/100.toml > /dev/null'"
 if [ -n "$redact_teller" ]; then
-    measure r-teller 1 -N --warmup 0 "sh -c 'cat $work/dirty.log | $redact_teller -c $work/r-teller.yml redact > /dev/null'"
+    measure r-teller 3 -N --warmup 1 "sh -c 'cat $work/dirty.log | $redact_teller -c $work/r-teller.yml redact > /dev/null'"
 else
     skip r-teller "$redact_teller_missing"
 fi
@@ -412,8 +412,10 @@ w(f"Measured {date} by `scripts/bench.sh`: {cores} cores ({cpu}), load average a
   "own cost plus loopback round trips; a remote server adds its latency to every row.")
 w("")
 
-def fetch_table(title, ss_rows, peers, floor_key, floor_name):
-    w(f"**{title}** (median; in brackets: stepsecret ÷ the floor, or the peer ÷ the first stepsecret row)")
+def fetch_table(title, ss_rows, base_key, peers, floor_key, floor_name):
+    base_name = dict(ss_rows)[base_key].split(", ", 1)[-1] if len(ss_rows) > 1 else "stepsecret"
+    w(f"**{title}** (median; in brackets: stepsecret ÷ the floor, or the peer ÷ stepsecret"
+      + (f" with the same auth, {base_name}" if len(ss_rows) > 1 else "") + ")")
     w("")
     w("| | " + " | ".join(f"{n} secret{'s' if n > 1 else ''}" for n in sizes) + " |")
     w("|---|" + "---|" * len(sizes))
@@ -423,7 +425,8 @@ def fetch_table(title, ss_rows, peers, floor_key, floor_name):
         for n in sizes:
             v, why = get(f"{key}-{n}")
             f, _ = get(f"{floor_key}-{n}")
-            base.setdefault(n, v)
+            if key == base_key:
+                base[n] = v
             cells.append(cell(v, v / f if v and f else None, "x floor") if v else f"n/a: {why}")
         w(f"| {name} | " + " | ".join(cells) + " |")
     for name, fn, wait in peers:
@@ -453,7 +456,7 @@ kv10, kv_why = get("v-kvloop")
 fetch_table(
     "Fetch N secrets from OpenBao (KV v2) and run `true`",
     [("v-ss-jwt", "`stepsecret run -- true`, JWT login (CircleCI-shaped token) + revoke"),
-     ("v-ss-token", "`stepsecret run -- true`, VAULT_TOKEN")],
+     ("v-ss-token", "`stepsecret run -- true`, VAULT_TOKEN")], "v-ss-token",
     [(f"`{teller} run -- true`, VAULT_TOKEN", lambda n: get(f"v-teller-{n}"), 0),
      (f"`bao agent` ({ver.get('bao', 'bao')}): exec + one env_template per secret, token_file auto_auth; "
       "it exits with the command, but waits a fixed 2 s (its exec server's debounce) after rendering before it starts it",
@@ -465,7 +468,7 @@ fetch_table(
 cli3, cli_why = get("a-cliloop")
 fetch_table(
     "Fetch N JSON secrets from AWS Secrets Manager (moto) and run `true`",
-    [("a-ss", "`stepsecret run -- true`, every key of each secret")],
+    [("a-ss", "`stepsecret run -- true`, every key of each secret")], "a-ss",
     [(f"`{teller} run -- true`", lambda n: get(f"a-teller-{n}"), 0),
      (f"`aws secretsmanager get-secret-value` in a loop ({ver.get('aws', 'aws')}; 3 timed: per secret × N)",
       lambda n: (cli3 / 3 * n, None) if cli3 else (None, cli_why), 0)],
