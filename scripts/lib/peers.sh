@@ -14,24 +14,14 @@
 
 peers_log() { printf 'peers: %s\n' "$*" >&2; }
 
-peers_as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-PEERS_APT_UPDATED=""
-peers_apt_install() {
-    if [ -z "$PEERS_APT_UPDATED" ]; then
-        peers_as_root apt-get update -qq
-        PEERS_APT_UPDATED=1
-    fi
-    DEBIAN_FRONTEND=noninteractive peers_as_root apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 peers_hyperfine() {
-    command -v curl >/dev/null || { peers_log "apt-get install curl"; peers_apt_install curl; }
+    command -v curl >/dev/null || { peers_log "apt-get install curl"; apt_install curl; }
     command -v hyperfine >/dev/null && return 0
     peers_log "apt-get install hyperfine"
-    peers_apt_install hyperfine
+    apt_install hyperfine
 }
 
 # The log of the teller build, shared with whoever else installs it the same way.
@@ -57,7 +47,7 @@ peers_teller() {
     fi
     command -v protoc >/dev/null || {
         peers_log "apt-get install protobuf-compiler (teller's build needs protoc)"
-        peers_apt_install protobuf-compiler || { TELLER_MISSING="protobuf-compiler (protoc, needed to build teller) could not be installed"; return 0; }
+        apt_install protobuf-compiler || { TELLER_MISSING="protobuf-compiler (protoc, needed to build teller) could not be installed"; return 0; }
     }
     peers_log "cargo install teller --locked (slow: several minutes; log: $PEERS_TELLER_LOG)"
     if nice -n 5 cargo install teller --locked >"$PEERS_TELLER_LOG" 2>&1; then
@@ -77,7 +67,7 @@ peers_awscli() {
         fi
     done
     peers_log "pip install awscli (into $venv)"
-    if { python3 -m venv "$venv" 2>/dev/null || { peers_apt_install python3-venv && python3 -m venv "$venv"; }; } \
+    if { python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }; } \
         && "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check awscli; then
         AWS_CLI="$venv/bin/aws"
     else
