@@ -60,8 +60,8 @@ res="$work/results"
 mkdir -p "$res"
 BAO_PID="" moto_pid=""
 cleanup() {
-    [ -z "$BAO_PID" ] || { kill "$BAO_PID" 2>/dev/null; wait "$BAO_PID" 2>/dev/null; }
-    [ -z "$moto_pid" ] || { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
+    [ -z "$BAO_PID" ] || { kill "$BAO_PID" 2>/dev/null; wait "$BAO_PID" 2>/dev/null || true; }
+    [ -z "$moto_pid" ] || { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true; }
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
