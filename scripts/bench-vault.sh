@@ -64,11 +64,11 @@ jwt=$(jwt_sign "$work" '{"iss":"https://oidc.circleci.com/org/org-1","aud":"org-
 {
     echo "providers:"
     echo "  vault:"
-    echo "    kind: hashicorp_vault"
+    echo "    kind: hashicorp" # teller 2's Vault provider
     echo "    maps:"
     for i in $(seq -w 0 $((N - 1))); do
         echo "      - id: s$i"
-        echo "        path: secret/data/bench/s$i"
+        echo "        path: secret/bench/s$i" # teller adds KV v2's data/ itself
     done
 } >"$work/teller.yml"
 
