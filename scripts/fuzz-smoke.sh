@@ -33,7 +33,10 @@ fi
 
 echo "fuzz-smoke: building ${targets[*]} ($(cargo fuzz --version))"
 build_log=$(mktemp)
-trap 'rm -f "$build_log"' EXIT
+# The spec target writes a copy of each spec under TMPDIR (Plan::build reads a file).
+scratch_tmp=$(mktemp -d)
+trap 'rm -rf "$build_log" "$scratch_tmp"' EXIT
+export TMPDIR=$scratch_tmp
 if ! cargo fuzz build "${build[@]}" >"$build_log" 2>&1; then
   if grep -q "^error\[E[0-9]*\]\|could not compile" "$build_log"; then
     # A compile error in the code is a real failure, not a missing toolchain feature.
