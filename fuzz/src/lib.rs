@@ -10,5 +10,7 @@ pub mod spec;
 
 /// Whether `message` is one line: no line feed, carriage return or other line separator.
 pub fn is_one_line(message: &str) -> bool {
-    !message.contains(['\n', '\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}'])
+    !message.contains([
+        '\n', '\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}',
+    ])
 }

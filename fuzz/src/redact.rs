@@ -30,7 +30,11 @@ const MAX_INPUT: usize = 12 << 10;
 enum SecretSpec {
     Bytes(Vec<u8>),
     /// A slice of an earlier secret: nested secrets.
-    Slice { of: u8, start: u8, len: u8 },
+    Slice {
+        of: u8,
+        start: u8,
+        len: u8,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -228,8 +232,7 @@ pub fn oracle(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
                 continue;
             }
             for (start, window) in input.windows(form.len()).enumerate() {
-                if window == form.as_slice()
-                    && best[start].is_none_or(|(len, _)| len < form.len())
+                if window == form.as_slice() && best[start].is_none_or(|(len, _)| len < form.len())
                 {
                     best[start] = Some((form.len(), index));
                 }
@@ -291,7 +294,11 @@ fn check(case: Case) {
             }
         })
         .collect();
-    let sizes = if sizes.is_empty() { vec![input.len().max(1)] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![input.len().max(1)]
+    } else {
+        sizes
+    };
 
     let names: Vec<String> = (0..secrets.len()).map(|i| format!("S{i}")).collect();
     let pairs: Vec<(&str, &[u8])> = names
@@ -309,7 +316,10 @@ fn check(case: Case) {
     );
     let streamed = stream(&redactor, &input, &sizes);
     if streamed != expected {
-        panic!("streamed in {sizes:?}: {}", first_difference(&streamed, &expected));
+        panic!(
+            "streamed in {sizes:?}: {}",
+            first_difference(&streamed, &expected)
+        );
     }
     let whole = redactor.redact(&input);
     if whole != expected {
@@ -334,7 +344,9 @@ fn check(case: Case) {
     for secret in &secrets {
         for window in secret.windows(4).filter(|w| !w.contains(&b'\n')) {
             if streamed.windows(4).any(|w| w == window)
-                && !unsecret.iter().any(|part| part.windows(4).any(|w| w == window))
+                && !unsecret
+                    .iter()
+                    .any(|part| part.windows(4).any(|w| w == window))
             {
                 panic!(
                     "a 4-byte window {:?} of a secret survived: {:?}",

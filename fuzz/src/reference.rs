@@ -17,7 +17,10 @@ pub fn check(text: &str) {
         Ok(r) => r,
         Err(e) => {
             let message = e.to_string();
-            assert!(is_one_line(&message), "multi-line error for {text:?}: {message:?}");
+            assert!(
+                is_one_line(&message),
+                "multi-line error for {text:?}: {message:?}"
+            );
             return;
         }
     };

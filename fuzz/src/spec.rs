@@ -119,7 +119,10 @@ pub fn check(text: &str) {
     };
     match Plan::build(&args) {
         Ok(plan) => {
-            assert!(!any_invalid, "a plan built from invalid entries: {expected:?}");
+            assert!(
+                !any_invalid,
+                "a plan built from invalid entries: {expected:?}"
+            );
             assert!(!duplicate, "a plan built with a name twice: {expected:?}");
             assert_eq!(plan.entries.len(), expected.len());
             for (entry, want) in plan.entries.iter().zip(&expected) {
