@@ -251,7 +251,8 @@ impl RawEntry {
         if !name_ok {
             return Err(origin.error(format!(
                 "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
-                self.name
+                // Escaped: a name with a line break must not break the one-line error.
+                self.name.escape_debug()
             )));
         }
         if self.name.starts_with("STEPSECRET_") {
@@ -389,6 +390,18 @@ mod tests {
             msg.starts_with(&format!("{}:5: B: ", path.display())),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn an_invalid_name_with_a_line_break_stays_one_line() {
+        for name in ["A\rB", "A\u{2028}B", "A\nB"] {
+            let (msg, code) = build_err(args(&[&format!("{name}=age://s.age#k")], &[], None));
+            assert_eq!(code, 64);
+            assert!(
+                !msg.chars().any(|c| c.is_control() || c == '\u{2028}'),
+                "{msg:?}"
+            );
+        }
     }
 
     #[test]
