@@ -235,7 +235,8 @@ fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEnt
             origin,
         }),
         None => Err(origin.error(format!(
-            "`{text}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)"
+            "`{}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
+            text.escape_debug()
         ))),
     }
 }
@@ -395,6 +396,8 @@ mod tests {
     #[test]
     fn an_invalid_name_with_a_line_break_stays_one_line() {
         for name in ["A\rB", "A\u{2028}B", "A\nB"] {
+            let (msg, _) = build_err(args(&[name], &[], None));
+            assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
             let (msg, code) = build_err(args(&[&format!("{name}=age://s.age#k")], &[], None));
             assert_eq!(code, 64);
             assert!(

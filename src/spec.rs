@@ -137,7 +137,25 @@ impl Spec {
     pub fn parse(path: &Path, source: String) -> Result<Spec, Error> {
         let file: SpecFile = toml::from_str(&source).map_err(|e| {
             let line = e.span().map(|s| line_of(&source, s.start));
-            let message = e.message().trim().replace('\n', " ");
+            // One line whatever the TOML parser echoes: line breaks become spaces, and any
+            // other control or separator character in a quoted key is escaped.
+            let message: String = e
+                .message()
+                .trim()
+                .split('\n')
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .flat_map(|c| {
+                    let hidden = c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}');
+                    let shown: Vec<char> = if hidden {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    shown
+                })
+                .collect();
             Error::Spec(match line {
                 Some(line) => format!("{}:{line}: {message}", path.display()),
                 None => format!("{}: {message}", path.display()),
@@ -229,6 +247,18 @@ KUBECONFIG = "vault://secret/prod/k8s#kubeconfig"
         let err = parse("[env]\nA = \"age://x#k\"\n[secrets]\nB = \"x\"\n").unwrap_err();
         assert!(err.starts_with("ci/stepsecret.toml:3: "), "{err}");
         assert!(err.contains("secrets"), "{err}");
+    }
+
+    #[test]
+    fn an_error_echoing_a_key_with_a_line_break_stays_one_line() {
+        for key in ["a\\rb", "a\\u2028b", "a\\u000bb"] {
+            let err = parse(&format!("[vault]\n\"{key}\" = 1\n")).unwrap_err();
+            assert!(
+                !err.chars().any(|c| c.is_control() || c == '\u{2028}'),
+                "{err:?}"
+            );
+            assert!(err.starts_with("ci/stepsecret.toml:2: "), "{err}");
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn check(text: &str) {
         Err(e) => {
             let message = e.to_string();
             assert!(
-                is_one_line(&message) || known_multi_line_spec_error(&message),
+                is_one_line(&message),
                 "multi-line spec error: {message:?}"
             );
             assert!(message.starts_with(&prefix), "{message:?}");
@@ -151,14 +151,3 @@ pub fn check(text: &str) {
     }
 }
 
-/// A known bug outside the fuzzed crate's reach (reported, in `src/spec.rs`): a TOML error
-/// has its `\n`s replaced, but not a `\r` or U+2028 inside a quoted key it echoes
-/// (`[vault]` then `"a\rb" = 1`). Tolerated unless `STEPSECRET_FUZZ_STRICT=1`.
-fn known_multi_line_spec_error(message: &str) -> bool {
-    !strict() && !message.contains('\n')
-}
-
-fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var("STEPSECRET_FUZZ_STRICT").is_ok_and(|v| v == "1"))
-}
