@@ -53,10 +53,7 @@ pub fn check(text: &str) {
         Ok(spec) => spec,
         Err(e) => {
             let message = e.to_string();
-            assert!(
-                is_one_line(&message),
-                "multi-line spec error: {message:?}"
-            );
+            assert!(is_one_line(&message), "multi-line spec error: {message:?}");
             assert!(message.starts_with(&prefix), "{message:?}");
             return;
         }
@@ -150,4 +147,3 @@ pub fn check(text: &str) {
         }
     }
 }
-
