@@ -40,6 +40,9 @@ scripts/build-static.sh
 step "cargo test against the static binary (STEPSECRET_TEST_BIN)"
 STEPSECRET_TEST_BIN="$PWD/dist/stepsecret-x86_64-unknown-linux-musl" cargo test --locked --tests
 
+step "the aarch64 static binary, cross-built and run under qemu-user (scripts/test-aarch64.sh)"
+scripts/test-aarch64.sh
+
 step "the Bitbucket pipe: files, and the image under podman (scripts/test-pipe.sh)"
 scripts/test-pipe.sh
 
