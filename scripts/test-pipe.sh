@@ -69,7 +69,7 @@ check "versions agree: pipe.yml $yml_version, README $readme_versions, semversio
     test "$yml_version" = "$readme_versions" -a "$yml_version" = "$changes_version"
 check "CHANGELOG.md is semversioner's" sh -c "cd pipe && semversioner changelog | diff - CHANGELOG.md"
 check "the README documents every variable stepsecret pipe reads" sh -c '
-    for v in COMMAND SPEC SECRETS VAULT_ADDR VAULT_ROLE VAULT_AUTH_PATH AWS_ROLE_ARN AWS_REGION EXPORT_RECIPIENT DEBUG; do
+    for v in COMMAND SPEC SECRETS VAULT_ADDR VAULT_ROLE VAULT_AUTH_PATH AWS_ROLE_ARN AWS_REGION EXPORT_RECIPIENT TIMEOUT BUNDLE_TTL AUDIT_LOG DEBUG; do
         grep -q "^| $v" pipe/README.md || { echo "missing $v"; exit 1; }
     done'
 

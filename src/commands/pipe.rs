@@ -9,6 +9,8 @@
 //! | VAULT_ADDR, AWS_ROLE_ARN, AWS_REGION | read as they are |
 //! | VAULT_ROLE, VAULT_AUTH_PATH | STEPSECRET_VAULT_ROLE, STEPSECRET_VAULT_AUTH_PATH |
 //! | TIMEOUT | `--timeout` |
+//! | BUNDLE_TTL | how long an exported bundle stays valid (default 10m) |
+//! | AUDIT_LOG | `--audit-log` |
 //! | DEBUG | prints the plan (names and references, never values) |
 //! | EXPORT_RECIPIENT | instead of running a command, writes an encrypted bundle (see [`crate::bundle`]) |
 //!
