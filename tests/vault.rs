@@ -581,3 +581,32 @@ fn check_shows_versions_ages_and_who_logged_in() {
         "{text}"
     );
 }
+
+#[test]
+fn without_leases_the_login_token_is_revoked_while_the_command_runs() {
+    let (bao, signer) = server();
+    let token = signer.sign(circleci_claims("org-1", "proj-1", "main"));
+    let tokens_before = bao.token_count();
+    // The command polls the server (root token under another name) for up to 5 s until the
+    // login token is gone; it must not need to wait for its own exit.
+    let count = "curl -s -X LIST -H \"X-Vault-Token: $BAO_ROOT\" \"$VAULT_ADDR/v1/auth/token/accessors\" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)[\"data\"][\"keys\"]))'";
+    let script = format!(
+        "for i in $(seq 50); do test \"$({count})\" -le {tokens_before} && {{ echo revoked-during-run; exit 0; }}; sleep 0.1; done; echo still-valid"
+    );
+    let out = vault_test(&bao)
+        .env("CIRCLE_OIDC_TOKEN_V2", &token)
+        .env("STEPSECRET_VAULT_ROLE", "circleci")
+        .env("BAO_ROOT", bao.root)
+        .args([
+            "run",
+            "-s",
+            "PW=vault://secret/app#password",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .run();
+    out.code(0).stdout_is("revoked-during-run\n").stderr_is("");
+    assert_eq!(bao.token_count(), tokens_before);
+}

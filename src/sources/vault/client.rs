@@ -81,7 +81,8 @@ impl<'a> Call<'a> {
     }
 }
 
-/// The client for one Vault server.
+/// The client for one Vault server. Clones share the connection pool.
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     /// `https://host:port/v1/`.

@@ -46,6 +46,8 @@ struct State {
     login: Option<Login>,
     /// Leases the reads created: (lease id, path).
     leases: Vec<(String, String)>,
+    /// The login token's revocation, started as soon as nothing needs the token any more.
+    early_revoke: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 impl VaultSource {
@@ -118,6 +120,19 @@ impl SecretSource for VaultSource {
             }
             results[*i] = Some(result);
         }
+        // Without leases, nothing needs the login token once the values are read: revoke it
+        // now, while the command starts, rather than after it. It lives for the fetch only,
+        // and the revocation is off the command's critical path. (With leases it must live
+        // on: revoking it revokes them.)
+        if state.leases.is_empty()
+            && let Some(login) = state.login.as_ref().filter(|l| l.issued)
+        {
+            let (client, token) = (self.client.clone(), login.token.clone());
+            state.early_revoke = std::thread::Builder::new()
+                .name("vault-revoke".into())
+                .spawn(move || auth::revoke_self(&client, &token, Instant::now() + CLEANUP_TIMEOUT))
+                .ok();
+        }
         drop(state);
         Ok(results
             .into_iter()
@@ -167,9 +182,13 @@ impl SecretSource for VaultSource {
     }
 
     fn finish(&self) -> Vec<CleanupEvent> {
-        let (login, leases) = {
+        let (login, leases, early) = {
             let mut state = self.state();
-            (state.login.take(), std::mem::take(&mut state.leases))
+            (
+                state.login.take(),
+                std::mem::take(&mut state.leases),
+                state.early_revoke.take(),
+            )
         };
         let Some(login) = login else {
             return Vec::new();
@@ -184,9 +203,16 @@ impl SecretSource for VaultSource {
             };
             self.client.call(&call, deadline).map(|_| ())
         });
-        let token_revoked = login
-            .issued
-            .then(|| auth::revoke_self(&self.client, &login.token, deadline));
+        let token_revoked = match early {
+            Some(handle) => Some(
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("the revoking thread stopped".into())),
+            ),
+            None => login
+                .issued
+                .then(|| auth::revoke_self(&self.client, &login.token, deadline)),
+        };
         let mut events: Vec<CleanupEvent> = leases
             .iter()
             .zip(revoked)
@@ -251,6 +277,7 @@ pub fn revoke_orphaned(cleanup: crate::guardian::VaultCleanup) -> Vec<CleanupEve
                 .iter()
                 .map(|l| (l.clone(), String::new()))
                 .collect(),
+            early_revoke: None,
         }),
     };
     source.finish()
