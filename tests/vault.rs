@@ -616,3 +616,48 @@ fn without_leases_the_login_token_is_revoked_while_the_command_runs() {
     out.code(0).stdout_is("revoked-during-run\n").stderr_is("");
     assert_eq!(bao.token_count(), tokens_before);
 }
+
+#[test]
+fn https_with_vault_cacert_works_and_an_untrusted_certificate_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bao, url, ca) = OpenBao::start_tls(dir.path());
+    let put = std::process::Command::new("curl")
+        .args(["-s", "-f", "-o", "/dev/null", "--cacert"])
+        .arg(&ca)
+        .args(["-H", "X-Vault-Token: root", "--data"])
+        .arg(format!("{{\"data\":{{\"password\":\"{PASSWORD}\"}}}}"))
+        .arg(format!("{url}/v1/secret/data/tls"))
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let read = |ca: Option<&std::path::Path>| {
+        let mut test = Test::new()
+            .env("VAULT_ADDR", &url)
+            .env("VAULT_TOKEN", "root");
+        if let Some(ca) = ca {
+            test = test.env("VAULT_CACERT", ca);
+        }
+        test.args([
+            "run",
+            "--timeout",
+            "10s",
+            "-s",
+            "PW=vault://secret/tls#password",
+            "--",
+            "sh",
+            "-c",
+            &format!("test \"$PW\" = '{PASSWORD}' && echo ok"),
+        ])
+        .run()
+    };
+    read(Some(&ca)).code(0).stdout_is("ok\n");
+
+    let started = Instant::now();
+    read(None)
+        .code(69)
+        .stderr_contains("TLS failed (invalid peer certificate: UnknownIssuer); set VAULT_CACERT");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a bad certificate is not retried until the deadline"
+    );
+}

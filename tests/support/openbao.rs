@@ -85,6 +85,54 @@ impl OpenBao {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Starts OpenBao serving HTTPS with the certificate `-dev-tls` makes; returns it, its
+    /// `https://` address and the CA file that signed its certificate (in `dir`).
+    pub fn start_tls(dir: &std::path::Path) -> (OpenBao, String, PathBuf) {
+        let ca = dir.join("vault-ca.pem");
+        for _ in 0..10 {
+            let port = free_pair();
+            let child = Command::new(bao())
+                .args([
+                    "server",
+                    "-dev",
+                    "-dev-tls",
+                    &format!("-dev-tls-cert-dir={}", dir.display()),
+                    "-dev-root-token-id=root",
+                    &format!("-dev-listen-address=127.0.0.1:{port}"),
+                ])
+                .env_remove("VAULT_ADDR")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start bao");
+            let mut server = OpenBao {
+                child,
+                port,
+                root: "root",
+            };
+            let url = format!("https://127.0.0.1:{port}");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) {
+                let up = ca.exists()
+                    && Command::new("curl")
+                        .args(["-s", "-f", "-o", "/dev/null", "--cacert"])
+                        .arg(&ca)
+                        .arg(format!("{url}/v1/sys/health"))
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if up {
+                    return (server, url, ca);
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("OpenBao (TLS) did not start on free ports after 10 tries");
+    }
+
     /// Calls the API with the root token; panics on an error status.
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.api_as(self.root, method, path, body)

@@ -49,6 +49,8 @@ pub enum ApiError {
     Status { status: u16, errors: String },
     /// The server answered 2xx with a body that is not the JSON expected (cut short, HTML).
     Malformed(String),
+    /// The TLS handshake failed on the server's certificate (never retried).
+    Tls(String),
     /// Retries ran out before the deadline: the last thing that went wrong, and how often.
     GaveUp {
         attempts: u32,
@@ -286,20 +288,18 @@ enum Outcome {
 
 fn transport_error(e: &ureq::Error) -> Outcome {
     use ureq::Error as E;
+    // rustls's certificate errors can arrive wrapped in an I/O error; a certificate that is
+    // not trusted does not fix itself, so it is never retried.
+    let text = e.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        return Outcome::Done(Err(tls_error(&text)));
+    }
     let why = match e {
         E::Timeout(_) => "timed out".to_string(),
         E::HostNotFound => "host not found".to_string(),
         E::ConnectionFailed => "connection failed".to_string(),
         E::Io(io) => short(&crate::spec::plain_io_error(io)),
-        E::Tls(_) | E::Pem(_) | E::Rustls(_) => {
-            return Outcome::Done(Err(ApiError::Status {
-                status: 0,
-                errors: format!(
-                    "TLS failed: {}; set VAULT_CACERT (or [vault] ca_cert) to the CA that signed the server's certificate",
-                    short(&e.to_string())
-                ),
-            }));
-        }
+        E::Tls(_) | E::Pem(_) | E::Rustls(_) => return Outcome::Done(Err(tls_error(&text))),
         other => short(&other.to_string()),
     };
     Outcome::Retry {
@@ -307,6 +307,13 @@ fn transport_error(e: &ureq::Error) -> Outcome {
         unreachable: true,
         retry_after: None,
     }
+}
+
+fn tls_error(text: &str) -> ApiError {
+    ApiError::Tls(format!(
+        "TLS failed ({}); set VAULT_CACERT (or [vault] ca_cert) to the CA that signed the server's certificate",
+        short(text.trim_start_matches("io: "))
+    ))
 }
 
 /// Vault's `errors` array as one line, without the multierror decoration.

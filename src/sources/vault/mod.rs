@@ -287,7 +287,7 @@ pub fn revoke_orphaned(cleanup: crate::guardian::VaultCleanup) -> Vec<CleanupEve
 fn describe(e: &ApiError) -> String {
     match e {
         ApiError::Status { status, errors } => format!("HTTP {status}: {errors}"),
-        ApiError::Malformed(why) => why.clone(),
+        ApiError::Malformed(why) | ApiError::Tls(why) => why.clone(),
         ApiError::GaveUp { attempts, last, .. } => {
             format!("gave up after {attempts} attempts ({last})")
         }
