@@ -661,3 +661,58 @@ fn https_with_vault_cacert_works_and_an_untrusted_certificate_fails_at_once() {
         "a bad certificate is not retried until the deadline"
     );
 }
+
+#[test]
+fn vault_namespace_selects_the_namespace() {
+    let bao = OpenBao::start();
+    bao.api("POST", "sys/namespaces/team", None);
+    // A fresh KV v2 mount upgrades itself for a moment before it takes writes: retry briefly.
+    let in_team = |method: &str, path: &str, body: serde_json::Value| {
+        let ok = (0..50).any(|_| {
+            let done = std::process::Command::new("curl")
+                .args(["-s", "-f", "-o", "/dev/null", "-X", method])
+                .args(["-H", "X-Vault-Token: root", "-H", "X-Vault-Namespace: team"])
+                .args(["--data", &body.to_string()])
+                .arg(format!("{}/v1/{path}", bao.url()))
+                .status()
+                .unwrap()
+                .success();
+            if !done {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            done
+        });
+        assert!(ok, "{method} {path}");
+    };
+    in_team(
+        "POST",
+        "sys/mounts/secret",
+        json!({ "type": "kv", "options": { "version": "2" } }),
+    );
+    in_team(
+        "POST",
+        "secret/data/app",
+        json!({ "data": { "password": PASSWORD } }),
+    );
+    let run = |namespace: Option<&str>| {
+        let mut test = vault_test(&bao).env("VAULT_TOKEN", bao.root);
+        if let Some(ns) = namespace {
+            test = test.env("VAULT_NAMESPACE", ns);
+        }
+        test.args([
+            "run",
+            "-s",
+            "PW=vault://secret/app#password",
+            "--",
+            "sh",
+            "-c",
+            &format!("test \"$PW\" = '{PASSWORD}' && echo ok"),
+        ])
+        .run()
+    };
+    run(Some("team")).code(0).stdout_is("ok\n");
+    // The root namespace's secret/ has no such secret.
+    run(None)
+        .code(69)
+        .stderr_contains("no secret at secret/app");
+}
