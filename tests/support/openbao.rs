@@ -44,16 +44,19 @@ pub struct OpenBao {
 
 impl OpenBao {
     pub fn start() -> OpenBao {
+        Self::launch(&[], health)
+    }
+
+    /// Starts `bao server -dev` with `extra` arguments on a free port pair and waits until
+    /// `ready(port)`; another pair is tried when it loses the race for the ports or dies.
+    fn launch(extra: &[String], ready: impl Fn(u16) -> bool) -> OpenBao {
         let program = bao();
         for _ in 0..10 {
             let port = free_pair();
             let child = Command::new(&program)
-                .args([
-                    "server",
-                    "-dev",
-                    "-dev-root-token-id=root",
-                    &format!("-dev-listen-address=127.0.0.1:{port}"),
-                ])
+                .args(["server", "-dev", "-dev-root-token-id=root"])
+                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+                .args(extra)
                 .env_remove("VAULT_ADDR")
                 .env_remove("BAO_ADDR")
                 .stdin(Stdio::null())
@@ -69,7 +72,7 @@ impl OpenBao {
             };
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(20) {
-                if health(port) {
+                if ready(port) {
                     return server;
                 }
                 if let Ok(Some(_)) = server.child.try_wait() {
@@ -89,48 +92,21 @@ impl OpenBao {
     /// `https://` address and the CA file that signed its certificate (in `dir`).
     pub fn start_tls(dir: &std::path::Path) -> (OpenBao, String, PathBuf) {
         let ca = dir.join("vault-ca.pem");
-        for _ in 0..10 {
-            let port = free_pair();
-            let child = Command::new(bao())
-                .args([
-                    "server",
-                    "-dev",
-                    "-dev-tls",
-                    &format!("-dev-tls-cert-dir={}", dir.display()),
-                    "-dev-root-token-id=root",
-                    &format!("-dev-listen-address=127.0.0.1:{port}"),
-                ])
-                .env_remove("VAULT_ADDR")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start bao");
-            let mut server = OpenBao {
-                child,
-                port,
-                root: "root",
-            };
-            let url = format!("https://127.0.0.1:{port}");
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(20) {
-                let up = ca.exists()
-                    && Command::new("curl")
-                        .args(["-s", "-f", "-o", "/dev/null", "--cacert"])
-                        .arg(&ca)
-                        .arg(format!("{url}/v1/sys/health"))
-                        .status()
-                        .is_ok_and(|s| s.success());
-                if up {
-                    return (server, url, ca);
-                }
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("OpenBao (TLS) did not start on free ports after 10 tries");
+        let extra = [
+            "-dev-tls".to_string(),
+            format!("-dev-tls-cert-dir={}", dir.display()),
+        ];
+        let server = Self::launch(&extra, |port| {
+            ca.exists()
+                && Command::new("curl")
+                    .args(["-s", "-f", "-o", "/dev/null", "--cacert"])
+                    .arg(&ca)
+                    .arg(format!("https://127.0.0.1:{port}/v1/sys/health"))
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
+        let url = format!("https://127.0.0.1:{}", server.port);
+        (server, url, ca)
     }
 
     /// Calls the API with the root token; panics on an error status.
