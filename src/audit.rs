@@ -12,6 +12,7 @@
 //! The file is opened (created 0600, append-only) before anything is fetched, so a run whose
 //! record cannot be written never starts.
 
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,11 +25,12 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::cleanup::CleanupEvent;
+use crate::env::Env;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::reference::Backend;
 use crate::resolve::ResolvedVar;
-use crate::sources::CleanupEvent;
 
 /// The variable holding the HMAC key (any text; at least 16 bytes).
 pub const KEY_ENV: &str = "STEPSECRET_AUDIT_KEY";
@@ -46,8 +48,8 @@ pub fn hmac_hex(key: &[u8], value: &[u8]) -> String {
 
 /// The HMAC key from the environment, if set. Too short a key is refused: the log is meant
 /// to be shared, and a guessable key would let anyone test candidate values against it.
-pub fn key_from_env() -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
-    match std::env::var_os(KEY_ENV) {
+pub fn key_from_env(env: &Env) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    match env.get_os(KEY_ENV).map(OsStr::to_os_string) {
         None => Ok(None),
         Some(key) if key.len() < 16 => Err(Error::Usage(format!(
             "{KEY_ENV} is shorter than 16 bytes; use a long random key (e.g. `openssl rand -hex 32`)"
@@ -61,6 +63,8 @@ pub struct AuditLog {
     file: File,
     path: PathBuf,
     key: Option<Zeroizing<Vec<u8>>>,
+    /// The CI job, as the environment describes it.
+    job: Option<crate::ci::Job>,
     started: SystemTime,
     phases: Map<String, Value>,
     variables: Vec<Value>,
@@ -70,8 +74,8 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens (creates 0600) the log for appending.
-    pub fn open(path: &Path) -> Result<AuditLog, Error> {
-        let key = key_from_env()?;
+    pub fn open(path: &Path, env: &Env) -> Result<AuditLog, Error> {
+        let key = key_from_env(env)?;
         let file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -82,6 +86,7 @@ impl AuditLog {
             file,
             path: path.to_path_buf(),
             key,
+            job: crate::ci::job(env),
             started: SystemTime::now(),
             phases: Map::new(),
             variables: Vec::new(),
@@ -166,7 +171,7 @@ impl AuditLog {
         let mut record = json!({
             "time": humantime::format_rfc3339_millis(self.started).to_string(),
             "stepsecret": env!("CARGO_PKG_VERSION"),
-            "ci": crate::ci::job().map(|job| {
+            "ci": self.job.as_ref().map(|job| {
                 let mut fields: Map<String, Value> = job
                     .fields
                     .iter()

@@ -20,6 +20,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::env::Env;
 use crate::error::{Error, Failure, SourceError};
 use crate::plan::Target;
 use crate::resolve::ResolvedVar;
@@ -101,8 +102,8 @@ fn refused(path: &Path, error: SourceError) -> Error {
 }
 
 /// Opens a bundle for this step with the identities from the environment, and deletes it.
-pub fn open(path: &Path) -> Result<Vec<BundledVar>, Error> {
-    let identities = crate::identity::from_env().map_err(|e| refused(path, e))?;
+pub fn open(path: &Path, env: &Env) -> Result<Vec<BundledVar>, Error> {
+    let identities = crate::identity::from_env(env).map_err(|e| refused(path, e))?;
     let file = std::fs::File::open(path).map_err(|e| {
         refused(
             path,
@@ -139,7 +140,7 @@ pub fn open(path: &Path) -> Result<Vec<BundledVar>, Error> {
         ));
     }
     let step = doc["step"].as_str().unwrap_or_default();
-    let here = std::env::var(STEP_ENV).unwrap_or_default();
+    let here = env.get(STEP_ENV).unwrap_or_default();
     if here.is_empty() || step != here {
         return Err(refused(
             path,

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::env::Env;
 use crate::error::SourceError;
 
 /// A token minted for stepsecret by a wrapper (the orb, the pipe).
@@ -108,27 +109,24 @@ impl Claims {
 /// where the token is minted on request (GitHub Actions); elsewhere the audience was fixed when
 /// the CI minted it.
 pub fn oidc_token(
+    env: &Env,
     explicit: Option<&str>,
     audience: Option<&str>,
 ) -> Result<Option<OidcToken>, SourceError> {
     if let Some(var) = explicit {
-        let token = std::env::var(var).map_err(|_| {
+        let token = env.get(var).ok_or_else(|| {
             SourceError::config(format!("oidc_token_env names {var}, but {var} is not set"))
         })?;
-        return from_text(var, var, token).map(Some);
+        return from_text(var, var, token.to_string()).map(Some);
     }
     for (var, provider) in TOKEN_VARS {
-        if let Ok(token) = std::env::var(var)
-            && !token.trim().is_empty()
-        {
-            return from_text(var, provider, token).map(Some);
+        if let Some(token) = env.non_empty(var) {
+            return from_text(var, provider, token.to_string()).map(Some);
         }
     }
-    if let (Ok(url), Ok(bearer)) = (
-        std::env::var(GITHUB_REQUEST_URL),
-        std::env::var(GITHUB_REQUEST_TOKEN),
-    ) {
-        return github_token(&url, SecretString::from(bearer), audience).map(Some);
+    if let (Some(url), Some(bearer)) = (env.get(GITHUB_REQUEST_URL), env.get(GITHUB_REQUEST_TOKEN))
+    {
+        return github_token(url, SecretString::from(bearer.to_string()), audience).map(Some);
     }
     Ok(None)
 }
@@ -259,12 +257,12 @@ const JOBS: [(&str, &str, &[&str]); 4] = [
 ];
 
 /// Which CI this is, if any.
-pub fn job() -> Option<Job> {
+pub fn job(env: &Env) -> Option<Job> {
     JOBS.iter().find_map(|(marker, provider, vars)| {
-        std::env::var_os(marker)?;
+        env.get_os(marker)?;
         let fields = vars
             .iter()
-            .filter_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
+            .filter_map(|v| env.get(v).map(|value| (*v, value.to_string())))
             .collect();
         Some(Job { provider, fields })
     })

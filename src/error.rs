@@ -35,6 +35,12 @@ pub mod exit {
     pub const NOT_FOUND: u8 = 127;
 }
 
+/// Prints a warning line on stderr. A warning never changes the exit code; like an error, it
+/// never holds a secret value.
+pub(crate) fn warn(message: impl fmt::Display) {
+    eprintln!("stepsecret: warning: {message}");
+}
+
 /// What kind of failure a backend reported; each kind has one exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

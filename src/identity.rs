@@ -9,31 +9,36 @@ use age::armor::ArmoredReader;
 
 use zeroize::Zeroizing;
 
+use crate::env::Env;
 use crate::error::SourceError;
-use crate::sources::{AGE_IDENTITY_ENV, AGE_IDENTITY_FILE_ENV};
 use crate::spec::plain_io_error;
+
+/// The variable holding an age identity's text (for `age://` and bundles).
+pub const IDENTITY_ENV: &str = "STEPSECRET_AGE_IDENTITY";
+/// The variable holding the path of an age identity file.
+pub const IDENTITY_FILE_ENV: &str = "STEPSECRET_AGE_IDENTITY_FILE";
 
 /// Decryption identities.
 pub type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 
 /// The identities the environment names.
-pub fn from_env() -> Result<Identities, SourceError> {
-    let text = std::env::var(AGE_IDENTITY_ENV).ok().map(Zeroizing::new);
-    let file = std::env::var_os(AGE_IDENTITY_FILE_ENV).map(PathBuf::from);
+pub fn from_env(env: &Env) -> Result<Identities, SourceError> {
+    let text = env.get(IDENTITY_ENV).map(|t| Zeroizing::new(t.to_string()));
+    let file = env.get_os(IDENTITY_FILE_ENV).map(PathBuf::from);
     match (text, file) {
-        (Some(text), _) => parse_identities(text.as_bytes(), AGE_IDENTITY_ENV),
+        (Some(text), _) => parse_identities(text.as_bytes(), IDENTITY_ENV),
         (None, Some(path)) => {
             let bytes = std::fs::read(&path).map(Zeroizing::new).map_err(|e| {
                 SourceError::config(format!(
-                    "cannot read {AGE_IDENTITY_FILE_ENV}={}: {}",
+                    "cannot read {IDENTITY_FILE_ENV}={}: {}",
                     path.display(),
                     plain_io_error(&e)
                 ))
             })?;
-            parse_identities(&bytes, AGE_IDENTITY_FILE_ENV)
+            parse_identities(&bytes, IDENTITY_FILE_ENV)
         }
         (None, None) => Err(SourceError::config(format!(
-            "no age identity: set {AGE_IDENTITY_FILE_ENV} to a key file (from `stepsecret keygen`) or {AGE_IDENTITY_ENV} to the key text"
+            "no age identity: set {IDENTITY_FILE_ENV} to a key file (from `stepsecret keygen`) or {IDENTITY_ENV} to the key text"
         ))),
     }
 }

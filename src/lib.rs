@@ -8,21 +8,21 @@
 
 pub mod audit;
 pub mod bundle;
-pub mod child;
 pub mod ci;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod dotenv;
+pub mod env;
 pub mod error;
-pub mod guardian;
 pub mod identity;
 pub mod plan;
 pub mod redact;
 pub mod reference;
 pub mod resolve;
 pub mod rotation;
+mod run;
 pub mod secret;
-pub mod secret_files;
-pub mod signals;
 pub mod sources;
 pub mod spec;
+pub mod tls;

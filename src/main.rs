@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stepsecret::cli::Cli;
 use stepsecret::commands;
+use stepsecret::env::Env;
 use stepsecret::error::exit;
 
 fn main() -> ExitCode {
@@ -13,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    match commands::dispatch(cli) {
+    match commands::dispatch(cli, &Env::capture()) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             for line in err.to_string().lines() {

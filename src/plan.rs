@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::cli::SpecArgs;
+use crate::env::Env;
 use crate::error::Error;
 use crate::reference::{Backend, Reference, Selector};
 use crate::spec::{AwsSettings, Spec, VaultSettings};
@@ -98,11 +99,13 @@ pub struct Plan {
     pub timeout: Duration,
     /// `[policy] max_age` from the spec.
     pub max_age: Option<Duration>,
+    /// The environment the run started with: the sources complete their settings from it.
+    pub env: Env,
 }
 
 impl Plan {
     /// Reads the spec (if any) and validates every entry. Touches no network.
-    pub fn build(args: &SpecArgs) -> Result<Plan, Error> {
+    pub fn build(args: &SpecArgs, env: &Env) -> Result<Plan, Error> {
         let spec = match &args.spec {
             Some(path) => Some(Spec::load(path)?),
             None if Path::new(DEFAULT_SPEC).is_file() => Some(Spec::load(Path::new(DEFAULT_SPEC))?),
@@ -185,6 +188,7 @@ impl Plan {
             spec_path: spec.map(|s| s.path),
             timeout: args.timeout,
             max_age,
+            env: env.clone(),
         })
     }
 
@@ -311,17 +315,20 @@ mod tests {
     }
 
     fn build_err(a: SpecArgs) -> (String, u8) {
-        let e = Plan::build(&a).unwrap_err();
+        let e = Plan::build(&a, &Env::default()).unwrap_err();
         (e.to_string(), e.exit_code())
     }
 
     #[test]
     fn flags_and_list_combine() {
-        let plan = Plan::build(&args(
-            &["A=age://s.age#a"],
-            &["B=age://s.age#b"],
-            Some("# comment\n\nC=age://s.age#c\r\n"),
-        ))
+        let plan = Plan::build(
+            &args(
+                &["A=age://s.age#a"],
+                &["B=age://s.age#b"],
+                Some("# comment\n\nC=age://s.age#c\r\n"),
+            ),
+            &Env::default(),
+        )
         .unwrap();
         let names: Vec<_> = plan
             .entries
@@ -365,7 +372,7 @@ mod tests {
 
     #[test]
     fn expansion_prefixes() {
-        let plan = Plan::build(&args(&["DB=age://s.age#*"], &[], None)).unwrap();
+        let plan = Plan::build(&args(&["DB=age://s.age#*"], &[], None), &Env::default()).unwrap();
         assert_eq!(plan.entries[0].expand.as_deref(), Some("DB_"));
         assert!(
             build_err(args(&[], &["DB=age://s.age#*"], None))

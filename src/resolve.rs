@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
+use crate::cleanup::{CleanupEvent, Orphan};
 use crate::error::{Error, Failure, SourceError};
 use crate::plan::{Plan, Target, is_env_name};
 use crate::reference::{Backend, Location, Selector};
 use crate::secret::{SecretValue, Selected};
-use crate::sources::{self, CleanupEvent, FetchContext, Fetched, Meta, SecretSource};
+use crate::sources::{self, FetchContext, Fetched, Meta, SecretSource};
 
 /// One variable ready for the command.
 pub struct ResolvedVar {
@@ -45,7 +46,7 @@ impl Sources {
     }
 
     /// What the guardian must undo if stepsecret is killed, from every source.
-    pub fn guard(&self) -> Vec<crate::guardian::Message> {
+    pub fn guard(&self) -> Vec<Orphan> {
         self.list.iter().flat_map(|s| s.guard()).collect()
     }
 

@@ -1,13 +1,13 @@
 //! The AWS source against the shared source contract, on a real moto server.
 //!
-//! The source reads its endpoint and credentials from the process environment, as it does in
-//! a CI job. This binary holds this one test only, so setting the environment once, before
-//! anything else runs, is safe.
+//! The source is handed its endpoint and credentials in an explicit environment, as `main`
+//! hands it the job's.
 
 #![cfg(feature = "aws")]
 
 mod support;
 
+use stepsecret::env::Env;
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::aws::AwsSource;
 use stepsecret::spec::AwsSettings;
@@ -17,6 +17,7 @@ use support::moto::{Moto, SecretsApi};
 struct AwsFixture {
     api: SecretsApi,
     count: usize,
+    env: Env,
 }
 
 impl contract::Fixture for AwsFixture {
@@ -43,32 +44,22 @@ impl contract::Fixture for AwsFixture {
     }
 
     fn open(&self) -> Box<dyn SecretSource> {
-        Box::new(AwsSource::open(&AwsSettings::default()).expect("open the AWS source"))
+        Box::new(AwsSource::open(&AwsSettings::default(), &self.env).expect("open the AWS source"))
     }
 }
 
 #[test]
 fn aws_source_passes_the_contract() {
     let moto = Moto::start();
-    // SAFETY: the only test in this binary; no other thread reads the environment yet.
-    unsafe {
-        for var in ["AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"] {
-            std::env::remove_var(var);
-        }
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDCONTRACT");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "contract-secret-key");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_ENDPOINT_URL", moto.url());
-        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/aws-config");
-        std::env::set_var(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        );
-        // Nothing listens there: a metadata probe would fail at once, never leave the machine.
-        std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/");
-    }
+    let env = Env::from_vars([
+        ("AWS_ACCESS_KEY_ID", "AKIDCONTRACT".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "contract-secret-key".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL", moto.url()),
+    ]);
     contract::check(&mut AwsFixture {
         api: moto.secrets("us-east-1"),
         count: 0,
+        env,
     });
 }

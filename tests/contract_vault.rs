@@ -1,8 +1,7 @@
 //! The Vault source against the shared source contract, on a real OpenBao server (KV v2).
 //!
-//! The source reads its address and token from the process environment, as it does in a CI
-//! job. This binary holds this one test only, so setting the environment once, before anything
-//! else runs, is safe.
+//! The source is handed its address and token in an explicit environment, as `main` hands it
+//! the job's.
 
 #![cfg(feature = "vault")]
 
@@ -11,6 +10,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use stepsecret::env::Env;
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::vault::VaultSource;
 use stepsecret::spec::VaultSettings;
@@ -19,6 +19,7 @@ use support::openbao::OpenBao;
 
 struct VaultFixture<'a> {
     bao: &'a OpenBao,
+    env: Env,
 }
 
 impl contract::Fixture for VaultFixture<'_> {
@@ -38,7 +39,7 @@ impl contract::Fixture for VaultFixture<'_> {
 
     fn open(&self) -> Box<dyn SecretSource> {
         Box::new(
-            VaultSource::open(&VaultSettings::default(), Path::new("."))
+            VaultSource::open(&VaultSettings::default(), Path::new("."), &self.env)
                 .expect("open the Vault source"),
         )
     }
@@ -47,20 +48,9 @@ impl contract::Fixture for VaultFixture<'_> {
 #[test]
 fn vault_source_passes_the_contract() {
     let bao = OpenBao::start();
-    // SAFETY: the only test in this binary; no other thread reads the environment yet.
-    unsafe {
-        for var in [
-            "CIRCLE_OIDC_TOKEN",
-            "CIRCLE_OIDC_TOKEN_V2",
-            "BITBUCKET_STEP_OIDC_TOKEN",
-            "STEPSECRET_OIDC_TOKEN",
-            "ACTIONS_ID_TOKEN_REQUEST_URL",
-            "VAULT_NAMESPACE",
-        ] {
-            std::env::remove_var(var);
-        }
-        std::env::set_var("VAULT_ADDR", bao.url());
-        std::env::set_var("VAULT_TOKEN", bao.root);
-    }
-    contract::check(&mut VaultFixture { bao: &bao });
+    let env = Env::from_vars([
+        ("VAULT_ADDR", bao.url()),
+        ("VAULT_TOKEN", bao.root.to_string()),
+    ]);
+    contract::check(&mut VaultFixture { bao: &bao, env });
 }

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::cli::{CheckArgs, Format};
+use crate::env::Env;
 use crate::error::{Error, ErrorKind, Failure, SourceError};
 use crate::plan::Plan;
 use crate::resolve::{collisions, resolve_with};
@@ -23,8 +24,8 @@ struct Row {
     error: Option<(String, String)>,
 }
 
-pub fn check(args: CheckArgs) -> Result<u8, Error> {
-    let plan = Plan::build(&args.spec)?;
+pub fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec, env)?;
     let cx = FetchContext::new(plan.timeout).for_check();
     let outcome = resolve_with(&plan, cx, &|| None)?;
     let max_age = args.max_age.or(plan.max_age);

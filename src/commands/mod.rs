@@ -10,24 +10,22 @@ mod run;
 mod scan;
 
 use crate::cli::{Cli, Command};
+use crate::env::Env;
 use crate::error::Error;
 
-/// Runs the subcommand the user chose.
-pub fn dispatch(cli: Cli) -> Result<u8, Error> {
+/// Runs the subcommand the user chose, in the environment `main` captured.
+pub fn dispatch(cli: Cli, env: &Env) -> Result<u8, Error> {
     match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Check(args) => check::check(args),
-        Command::Redact(args) => redact::redact(args),
+        Command::Run(args) => run::run(args, env),
+        Command::Check(args) => check::check(args, env),
+        Command::Redact(args) => redact::redact(args, env),
         Command::Keygen(args) => keys::keygen(args),
         Command::Seal(args) => keys::seal(args),
-        Command::Policy(args) => policy::policy(*args),
-        Command::Scan(args) => scan::scan(args),
-        Command::Pipe => pipe::pipe(),
-        Command::Guard => Ok(crate::guardian::run()),
+        Command::Policy(args) => policy::policy(*args, env),
+        Command::Scan(args) => scan::scan(args, env),
+        Command::Pipe => pipe::pipe(env),
+        Command::Guard => Ok(crate::run::guardian::run()),
     }
 }
 
-/// Prints a warning line on stderr.
-pub(crate) fn warn(message: impl std::fmt::Display) {
-    eprintln!("stepsecret: warning: {message}");
-}
+pub(crate) use crate::error::warn;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use super::warn;
 use crate::bundle;
 use crate::cli::{RunArgs, SpecArgs, parse_duration};
+use crate::env::Env;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::resolve::resolve;
@@ -31,12 +32,14 @@ use crate::resolve::resolve;
 /// How long an exported bundle stays valid unless BUNDLE_TTL says otherwise.
 const DEFAULT_BUNDLE_TTL: Duration = Duration::from_secs(600);
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// The pipe variable `name` when it holds something besides whitespace.
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.non_empty(name).map(str::to_string)
 }
 
 /// SECRETS as text, or Bitbucket's list form SECRETS_0..SECRETS_{COUNT-1}.
-fn secrets() -> Result<Option<String>, Error> {
+fn secrets(env: &Env) -> Result<Option<String>, Error> {
+    let var = |name: &str| var(env, name);
     if let Some(text) = var("SECRETS") {
         return Ok(Some(text));
     }
@@ -59,16 +62,19 @@ fn secrets() -> Result<Option<String>, Error> {
     Ok(Some(lines.join("\n")))
 }
 
-pub fn pipe() -> Result<u8, Error> {
+pub fn pipe(env: &Env) -> Result<u8, Error> {
+    // The pipe's names for the Vault source's settings, in the environment the run sees.
+    let mut env = env.clone();
     for (from, to) in [
         ("VAULT_ROLE", crate::sources::vault_env::ROLE),
         ("VAULT_AUTH_PATH", crate::sources::vault_env::AUTH_PATH),
     ] {
-        if let Some(value) = var(from) {
-            // SAFETY: main is still single-threaded here; nothing else reads the environment.
-            unsafe { std::env::set_var(to, value) };
+        if let Some(value) = var(&env, from) {
+            env = env.with(to, value);
         }
     }
+    let env = &env;
+    let var = |name: &str| var(env, name);
     let timeout = match var("TIMEOUT") {
         Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("TIMEOUT: {e}")))?,
         None => Duration::from_secs(30),
@@ -77,12 +83,12 @@ pub fn pipe() -> Result<u8, Error> {
         spec: var("SPEC").map(PathBuf::from),
         secret: Vec::new(),
         file: Vec::new(),
-        secrets: secrets()?,
+        secrets: secrets(env)?,
         timeout,
     };
     let debug = var("DEBUG").is_some_and(|d| d.eq_ignore_ascii_case("true") || d == "1");
     if debug {
-        let plan = Plan::build(&spec)?;
+        let plan = Plan::build(&spec, env)?;
         for entry in &plan.entries {
             eprintln!(
                 "stepsecret pipe: {} ({}) <- {}",
@@ -111,8 +117,9 @@ pub fn pipe() -> Result<u8, Error> {
         (Some(_), Some(_)) => Err(Error::Usage(
             "set COMMAND (run it here) or EXPORT_RECIPIENT (hand the secrets to a later `stepsecret run --bundle`), not both".into(),
         )),
-        (Some(recipient), None) => export(&spec, &recipient),
-        (None, Some(command)) => super::run::run(RunArgs {
+        (Some(recipient), None) => export(&spec, &recipient, env),
+        (None, Some(command)) => super::run::run(
+            RunArgs {
             spec,
             no_redact: false,
             max_age: None,
@@ -120,14 +127,17 @@ pub fn pipe() -> Result<u8, Error> {
             bundle: None,
             audit_log: var("AUDIT_LOG").map(PathBuf::from),
             command: vec![OsString::from("sh"), OsString::from("-c"), OsString::from(command)],
-        }),
+            },
+            env,
+        ),
         (None, None) => Err(Error::Usage(
             "the pipe needs COMMAND (the command to run with the secrets) or EXPORT_RECIPIENT".into(),
         )),
     }
 }
 
-fn export(spec: &SpecArgs, recipient: &str) -> Result<u8, Error> {
+fn export(spec: &SpecArgs, recipient: &str, env: &Env) -> Result<u8, Error> {
+    let var = |name: &str| var(env, name);
     let dir = var("BITBUCKET_PIPE_SHARED_STORAGE_DIR").ok_or_else(|| {
         Error::Usage(
             "EXPORT_RECIPIENT needs BITBUCKET_PIPE_SHARED_STORAGE_DIR (set by Bitbucket for pipes)"
@@ -144,7 +154,7 @@ fn export(spec: &SpecArgs, recipient: &str) -> Result<u8, Error> {
         Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("BUNDLE_TTL: {e}")))?,
         None => DEFAULT_BUNDLE_TTL,
     };
-    let plan = Plan::build(spec)?;
+    let plan = Plan::build(spec, env)?;
     if plan.entries.is_empty() {
         return Err(Error::Usage(
             "nothing to export: set SPEC or SECRETS".into(),

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::cli::{CiKind, Format, PolicyArgs, PolicyFor};
+use crate::env::Env;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::reference::{AwsLocation, Location, VaultLocation};
 
-pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
-    let plan = Plan::build(&args.spec)?;
+pub fn policy(args: PolicyArgs, env: &Env) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec, env)?;
     let identity = Identity::new(&args)?;
     let output = match args.target {
         PolicyFor::Vault => vault(&plan, &args, &identity)?,
@@ -282,7 +283,12 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
         .region
         .clone()
         .or_else(|| plan.aws.region.clone())
-        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()));
+        .or_else(|| {
+            plan.env
+                .get("AWS_REGION")
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        });
     let mut arns: Vec<String> = Vec::new();
     for l in &locations {
         let arn = if l.secret_id.starts_with("arn:") {

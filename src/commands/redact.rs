@@ -10,13 +10,14 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::warn;
 use crate::cli::RedactArgs;
+use crate::env::Env;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
 
-pub fn redact(args: RedactArgs) -> Result<u8, Error> {
-    let plan = Plan::build(&args.spec)?;
+pub fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
+    let plan = Plan::build(&args.spec, env)?;
     if plan.entries.is_empty() && args.env.is_empty() {
         return Err(Error::Usage(
             "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME"
@@ -30,10 +31,11 @@ pub fn redact(args: RedactArgs) -> Result<u8, Error> {
     };
     let mut from_env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
     for name in &args.env {
-        match std::env::var_os(name) {
-            Some(value) => {
-                from_env.push((name.clone(), Zeroizing::new(value.into_encoded_bytes())))
-            }
+        match env.get_os(name) {
+            Some(value) => from_env.push((
+                name.clone(),
+                Zeroizing::new(value.as_encoded_bytes().to_vec()),
+            )),
             None => warn(format!(
                 "--env {name}: the variable is not set; nothing to mask for it"
             )),
@@ -58,10 +60,7 @@ pub fn redact(args: RedactArgs) -> Result<u8, Error> {
     let mut writer = redactor.writer(File::from(stdout));
     let mut stdin = io::stdin().lock();
     // A bigger pipe and buffer mean fewer wake-ups per gigabyte (fails harmlessly on a file).
-    // SAFETY: fcntl on our own stdin; an error only leaves the size as it was.
-    unsafe {
-        libc::fcntl(0, libc::F_SETPIPE_SZ, 1 << 20);
-    }
+    let _ = rustix::pipe::fcntl_setpipe_size(io::stdin(), 1 << 20);
     let mut buf = vec![0u8; 1 << 18];
     let result = loop {
         match stdin.read(&mut buf) {

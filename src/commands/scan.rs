@@ -16,6 +16,7 @@ use sha2::Sha256;
 use super::warn;
 use crate::audit::{KEY_ENV, key_from_env};
 use crate::cli::ScanArgs;
+use crate::env::Env;
 use crate::error::Error;
 
 /// One value to look for.
@@ -23,8 +24,8 @@ struct Wanted {
     names: BTreeSet<String>,
 }
 
-pub fn scan(args: ScanArgs) -> Result<u8, Error> {
-    let key = key_from_env()?.ok_or_else(|| {
+pub fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
+    let key = key_from_env(env)?.ok_or_else(|| {
         Error::Usage(format!(
             "{KEY_ENV} is not set: scan needs the key the audit log's HMACs were made with"
         ))

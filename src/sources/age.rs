@@ -8,15 +8,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
 use crate::error::{ErrorKind, SourceError};
 use crate::reference::{Backend, Location};
 use crate::secret::{Document, Structure};
 use crate::sources::{FetchContext, Fetched, Found, Meta, SecretSource};
 use crate::spec::plain_io_error;
 
-pub use crate::sources::{
-    AGE_IDENTITY_ENV as IDENTITY_ENV, AGE_IDENTITY_FILE_ENV as IDENTITY_FILE_ENV,
-};
+pub use crate::identity::{IDENTITY_ENV, IDENTITY_FILE_ENV};
 
 use crate::identity;
 pub use crate::identity::{Identities, decrypt, parse_identities};
@@ -29,8 +28,8 @@ pub struct AgeSource {
 
 impl AgeSource {
     /// Reads the identity from STEPSECRET_AGE_IDENTITY or STEPSECRET_AGE_IDENTITY_FILE.
-    pub fn from_env(base_dir: &Path) -> Result<Self, SourceError> {
-        Ok(Self::with_identities(base_dir, identity::from_env()?))
+    pub fn from_env(base_dir: &Path, env: &Env) -> Result<Self, SourceError> {
+        Ok(Self::with_identities(base_dir, identity::from_env(env)?))
     }
 
     /// A source with identities given directly (tests, bundles).

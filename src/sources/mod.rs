@@ -24,24 +24,11 @@ pub mod vault_env {
 
 use std::time::{Duration, Instant};
 
+use crate::cleanup::{CleanupEvent, Orphan};
 use crate::error::SourceError;
 use crate::plan::Plan;
 use crate::reference::{Backend, Location};
 use crate::secret::Document;
-
-/// The variable holding an age identity's text (for `age://` and bundles).
-pub const AGE_IDENTITY_ENV: &str = "STEPSECRET_AGE_IDENTITY";
-/// The variable holding the path of an age identity file.
-pub const AGE_IDENTITY_FILE_ENV: &str = "STEPSECRET_AGE_IDENTITY_FILE";
-
-/// Credentials that are never passed to the command, whichever sources ran: the age identity,
-/// an OIDC token minted for stepsecret by a wrapper, and the audit log's HMAC key.
-pub const ALWAYS_REMOVED: [&str; 4] = [
-    AGE_IDENTITY_ENV,
-    AGE_IDENTITY_FILE_ENV,
-    crate::ci::STEPSECRET_OIDC_TOKEN,
-    crate::audit::KEY_ENV,
-];
 
 /// A backend that fetches secrets.
 pub trait SecretSource: Send + Sync {
@@ -68,8 +55,8 @@ pub trait SecretSource: Send + Sync {
     }
 
     /// What the guardian must undo should stepsecret be killed before [`SecretSource::finish`]
-    /// (see `guardian.rs`).
-    fn guard(&self) -> Vec<crate::guardian::Message> {
+    /// (see `run::guardian`); [`revoke_orphaned`] hands it back to this backend's code.
+    fn guard(&self) -> Vec<Orphan> {
         Vec::new()
     }
 
@@ -135,32 +122,42 @@ pub struct Meta {
     pub details: Vec<(String, String)>,
 }
 
-/// One cleanup step and how it went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CleanupEvent {
-    /// What was cleaned up, e.g. `revoke lease database/creds/ro/abc`.
-    pub what: String,
-    /// `None` when it worked, else why not.
-    pub error: Option<String>,
-}
-
 /// Opens the source for `backend` with the plan's settings. Fails for a backend that is not
 /// compiled into this binary, or whose settings are invalid.
 pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, SourceError> {
     let _ = plan;
     match backend {
         #[cfg(feature = "age-source")]
-        Backend::Age => Ok(Box::new(age::AgeSource::from_env(&plan.base_dir)?)),
+        Backend::Age => Ok(Box::new(age::AgeSource::from_env(
+            &plan.base_dir,
+            &plan.env,
+        )?)),
         #[cfg(feature = "vault")]
         Backend::Vault => Ok(Box::new(vault::VaultSource::open(
             &plan.vault,
             &plan.base_dir,
+            &plan.env,
         )?)),
         #[cfg(feature = "aws")]
-        Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws)?)),
+        Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws, &plan.env)?)),
         #[allow(unreachable_patterns)]
         other => Err(SourceError::unavailable(format!(
             "{other}:// references are not built in yet: this stepsecret was built without the {other} source"
         ))),
+    }
+}
+
+/// Undoes what a source handed the guardian (see [`SecretSource::guard`]), in a guardian
+/// whose run was killed: the backend's own code reads its payload back. A backend that is not
+/// built in, or a payload it cannot read, is reported as a failed step.
+pub fn revoke_orphaned(orphan: &Orphan) -> Vec<CleanupEvent> {
+    match orphan.backend {
+        #[cfg(feature = "vault")]
+        Backend::Vault => vault::revoke_orphaned(&orphan.payload),
+        #[allow(unreachable_patterns)]
+        other => vec![CleanupEvent {
+            what: format!("undo what the {other} source left"),
+            error: Some(format!("this stepsecret has no {other} source")),
+        }],
     }
 }

@@ -229,12 +229,12 @@ where
             } else if chain.contains("certificate") {
                 SourceError::unavailable(format!(
                     "{what}: the TLS certificate of AWS{} is not trusted ({chain}); check AWS_ENDPOINT_URL, or add its CA to SSL_CERT_FILE",
-                    endpoint_hint()
+                    endpoint_hint(attempts)
                 ))
             } else {
                 SourceError::unavailable(format!(
                     "{what}: cannot reach AWS{} ({chain}); check the network and AWS_ENDPOINT_URL",
-                    endpoint_hint()
+                    endpoint_hint(attempts)
                 ))
             }
         }
@@ -243,7 +243,7 @@ where
         }
         SdkError::ResponseError(_) => SourceError::unavailable(format!(
             "{what}: AWS{} answered something that is not a Secrets Manager response ({}); check AWS_ENDPOINT_URL",
-            endpoint_hint(),
+            endpoint_hint(attempts),
             chain(err)
         )),
         _ => SourceError::unavailable(format!("{what}: {}", chain(err))),
@@ -309,10 +309,10 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
-fn endpoint_hint() -> String {
-    std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|e| !e.is_empty())
+fn endpoint_hint(attempts: &Attempts) -> String {
+    attempts
+        .endpoint
+        .as_deref()
         .map(|e| format!(" at {e}"))
         .unwrap_or_default()
 }
@@ -339,9 +339,19 @@ fn find_source<'a, T: std::error::Error + 'static>(
 pub struct Attempts {
     count: AtomicU32,
     last: Mutex<Option<(u16, Option<String>)>>,
+    /// AWS_ENDPOINT_URL, when the requests go there, for messages.
+    endpoint: Option<String>,
 }
 
 impl Attempts {
+    /// A log for requests sent to `endpoint` (AWS_ENDPOINT_URL), or AWS's own when `None`.
+    pub fn for_endpoint(endpoint: Option<String>) -> Attempts {
+        Attempts {
+            endpoint,
+            ..Attempts::default()
+        }
+    }
+
     pub fn count(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
     }

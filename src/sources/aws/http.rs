@@ -12,7 +12,6 @@
 //! the Mozilla roots compiled into the binary are used instead: the SDK would otherwise trust
 //! nothing, and fail every request with an unhelpful "UnknownIssuer".
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -26,18 +25,24 @@ use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryA
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine;
 
+use crate::env::Env;
+use crate::tls::SystemStore;
+
 /// An HTTP client choosing plain HTTP or TLS per request, TLS built on first use.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: SharedHttpClient,
     https: Arc<OnceLock<SharedHttpClient>>,
+    /// The system's trust store, looked at when the TLS side is built.
+    store: SystemStore,
 }
 
 impl Client {
-    pub fn shared() -> SharedHttpClient {
+    pub fn shared(env: &Env) -> SharedHttpClient {
         SharedHttpClient::new(Client {
             http: aws_smithy_http_client::Builder::new().build_http(),
             https: Arc::new(OnceLock::new()),
+            store: SystemStore::from_env(env),
         })
     }
 }
@@ -51,6 +56,7 @@ impl HttpClient for Client {
         SharedHttpConnector::new(Routed {
             http: self.http.http_connector(settings, components),
             https: Arc::clone(&self.https),
+            store: self.store.clone(),
             settings: settings.clone(),
             components: components.clone(),
         })
@@ -62,6 +68,7 @@ impl HttpClient for Client {
 struct Routed {
     http: SharedHttpConnector,
     https: Arc<OnceLock<SharedHttpClient>>,
+    store: SystemStore,
     settings: HttpConnectorSettings,
     components: RuntimeComponents,
 }
@@ -73,7 +80,7 @@ impl HttpConnector for Routed {
                 .get_or_init(|| {
                     aws_smithy_http_client::Builder::new()
                         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                        .tls_context(tls_context())
+                        .tls_context(tls_context(&self.store))
                         .build_https()
                 })
                 .http_connector(&self.settings, &self.components)
@@ -98,7 +105,7 @@ impl ClassifyRetry for NoRetryOnBadCertificate {
         let Some(connector) = error.as_connector_error() else {
             return RetryAction::NoActionIndicated;
         };
-        if is_certificate_error(connector) {
+        if crate::tls::is_certificate_error(connector) {
             RetryAction::RetryForbidden
         } else {
             RetryAction::NoActionIndicated
@@ -129,32 +136,9 @@ impl ClassifyRetry for RetryTooManyRequests {
     }
 }
 
-/// Whether a rustls certificate error is somewhere in `error`'s chain. `io::Error` hides the
-/// error it wraps from `source()` (hyper-rustls nests the rustls error two `io::Error`s deep),
-/// so each one is unwrapped by hand.
-fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        current = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
-    false
-}
-
 /// The trust store: the system's when it has one, else the compiled-in Mozilla roots.
-fn tls_context() -> TlsContext {
-    let store = if system_store_present() {
+fn tls_context(system: &SystemStore) -> TlsContext {
+    let store = if system.present() {
         TrustStore::default()
     } else {
         let mut store = TrustStore::empty().with_native_roots(false);
@@ -167,36 +151,6 @@ fn tls_context() -> TlsContext {
         .with_trust_store(store)
         .build()
         .expect("a trust store without names always builds")
-}
-
-/// Where Linux distributions keep their CA bundle or directory (the places OpenSSL and
-/// rustls-native-certs look when SSL_CERT_FILE and SSL_CERT_DIR are unset).
-const SYSTEM_FILES: [&str; 7] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/ssl/cert.pem",
-    "/usr/local/ssl/cert.pem",
-];
-const SYSTEM_DIRS: [&str; 3] = [
-    "/etc/ssl/certs",
-    "/etc/pki/tls/certs",
-    "/usr/local/ssl/certs",
-];
-
-/// Whether the system has certificates for rustls-native-certs to load (it reads
-/// SSL_CERT_FILE / SSL_CERT_DIR when either is set, else the usual places).
-fn system_store_present() -> bool {
-    let file = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0);
-    let dir = |p: &Path| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
-    let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let env_dir = std::env::var_os("SSL_CERT_DIR").map(PathBuf::from);
-    if env_file.is_some() || env_dir.is_some() {
-        return env_file.is_some_and(|f| file(&f)) || env_dir.is_some_and(|d| dir(&d));
-    }
-    SYSTEM_FILES.iter().any(|f| file(Path::new(f))) || SYSTEM_DIRS.iter().any(|d| dir(Path::new(d)))
 }
 
 /// A DER certificate as PEM (the form the SDK's trust store takes).

@@ -29,6 +29,7 @@ pub use settings::{DEFAULT_DURATION_SECONDS, Settings, session_name};
 use self::fetch::Outcomes;
 use self::session::{Authenticated, Options, Session, no_region};
 use crate::ci;
+use crate::env::Env;
 use crate::error::SourceError;
 use crate::reference::{AwsLocation, Backend, Location};
 use crate::sources::{FetchContext, Fetched, SecretSource};
@@ -37,6 +38,8 @@ use crate::spec::AwsSettings;
 /// Fetches secrets from AWS Secrets Manager.
 pub struct AwsSource {
     settings: Settings,
+    /// The run's environment: credentials, region and endpoint the SDK is handed.
+    env: Env,
     runtime: tokio::runtime::Runtime,
     state: Mutex<State>,
 }
@@ -51,8 +54,8 @@ struct State {
 impl AwsSource {
     /// Validates the settings; touches no network (credentials are resolved by `fetch`, under
     /// the run's deadline).
-    pub fn open(spec: &AwsSettings) -> Result<AwsSource, SourceError> {
-        let settings = Settings::new(spec)?;
+    pub fn open(spec: &AwsSettings, env: &Env) -> Result<AwsSource, SourceError> {
+        let settings = Settings::new(spec, env)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -61,6 +64,7 @@ impl AwsSource {
             })?;
         Ok(AwsSource {
             settings,
+            env: env.clone(),
             runtime,
             state: Mutex::new(State::default()),
         })
@@ -126,6 +130,7 @@ impl SecretSource for AwsSource {
         // lying around in the job must not change which credentials are used.
         let token = match &self.settings.role {
             Some(_) => ci::oidc_token(
+                &self.env,
                 self.settings.oidc_token_env.as_deref(),
                 Some(&self.settings.audience),
             )
@@ -149,6 +154,7 @@ impl SecretSource for AwsSource {
         let (authenticated, on_time, summary) = self.runtime.block_on(async {
             let options = Options {
                 settings: &self.settings,
+                env: &self.env,
                 token: token.as_ref(),
                 role_without_token,
                 needs_default_region,

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::imds::region::ImdsRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::config::Region;
 use aws_smithy_types::retry::RetryConfig;
@@ -32,6 +32,7 @@ use super::http::{NoRetryOnBadCertificate, RetryTooManyRequests};
 use super::settings::{self, Settings};
 use super::web_identity::{self, AssumedRole};
 use crate::ci::OidcToken;
+use crate::env::Env;
 use crate::error::SourceError;
 
 /// Attempts per request, retries included. Throttling, 5xx, timeouts and connection errors
@@ -55,6 +56,8 @@ const RETRY_ENV: [&str; 2] = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"];
 /// What the run needs from the environment to set up the SDK.
 pub struct Options<'a> {
     pub settings: &'a Settings,
+    /// The run's environment (see `crate::env` for what the SDK still reads itself).
+    pub env: &'a Env,
     /// The CI token to assume the role with; `Some` only when a role is configured.
     pub token: Option<&'a OidcToken>,
     /// The role's setting name when a role is configured but no token was found.
@@ -84,24 +87,44 @@ pub struct Session {
 impl Session {
     /// Sets up the SDK and resolves credentials (assuming the role when asked).
     pub async fn open(options: Options<'_>) -> Result<Session, SourceError> {
-        let attempts = Arc::new(Attempts::default());
-        let http = super::http::Client::shared();
-        let env_credentials = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        let env = options.env;
+        let endpoint = env.non_empty("AWS_ENDPOINT_URL").map(str::to_string);
+        let attempts = Arc::new(Attempts::for_endpoint(endpoint.clone()));
+        let http = super::http::Client::shared(env);
+        // Static credentials from the run's environment, handed to the SDK as they are: the
+        // first link of its default chain, read from the snapshot rather than the process.
+        let env_credentials = match (
+            env.get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
+            env.get("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty()),
+        ) {
+            (Some(id), Some(secret)) => Some(Credentials::new(
+                id,
+                secret,
+                env.get("AWS_SESSION_TOKEN")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+                None,
+                "Environment",
+            )),
+            _ => None,
+        };
+        let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
-            .all(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
+            .find_map(|v| env.non_empty(v))
+            .map(|r| Region::new(r.to_string()));
 
         // The providers we chain ourselves need the HTTP client too (the SDK is built without
         // a default one); the loader hands the same client to the credential providers.
         let providers = ProviderConfig::without_region().with_http_client(http.clone());
         let mut region =
             RegionProviderChain::first_try(options.settings.region.clone().map(Region::new))
-                .or_else(EnvironmentVariableRegionProvider::new())
+                .or_else(env_region)
                 .or_else(
                     ProfileFileRegionProvider::builder()
                         .configure(&providers)
                         .build(),
                 );
-        if options.needs_default_region && !env_credentials && options.token.is_none() {
+        if options.needs_default_region && env_credentials.is_none() && options.token.is_none() {
             region = region.or_else(ImdsRegionProvider::builder().configure(&providers).build());
         }
 
@@ -114,7 +137,10 @@ impl Session {
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
             );
-        if !RETRY_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if !RETRY_ENV.iter().any(|v| env.is_set(v)) {
             loader = loader.retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(MAX_ATTEMPTS)
@@ -125,6 +151,8 @@ impl Session {
         if options.token.is_some() {
             // AssumeRoleWithWebIdentity is unsigned; nothing else may be looked up.
             loader = loader.no_credentials();
+        } else if let Some(credentials) = env_credentials {
+            loader = loader.credentials_provider(credentials);
         }
         let base = loader.load().await;
         // An empty AWS_REGION is "unset", not a region; a malformed one is named here rather
@@ -149,7 +177,8 @@ impl Session {
                     .ok_or_else(no_region)?;
                 let sts = sts_client(&base, region, &attempts);
                 let (credentials, assumed) =
-                    web_identity::assume(&sts, role, token, options.settings, &attempts).await?;
+                    web_identity::assume(&sts, role, token, options.settings, env, &attempts)
+                        .await?;
                 authenticated.web_identity = Some(assumed);
                 credentials
             }

@@ -3,6 +3,7 @@
 //! than as a confusing AWS answer later.
 
 use crate::ci::Job;
+use crate::env::Env;
 use crate::error::SourceError;
 use crate::spec::AwsSettings;
 
@@ -42,15 +43,8 @@ pub struct Role {
 
 impl Settings {
     /// Merges the spec with the environment and validates the result.
-    pub fn new(spec: &AwsSettings) -> Result<Settings, SourceError> {
-        Self::with_env(spec, |name| std::env::var(name).ok())
-    }
-
-    /// [`Settings::new`] with an injectable environment (unit tests).
-    pub fn with_env(
-        spec: &AwsSettings,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Settings, SourceError> {
+    pub fn new(spec: &AwsSettings, vars: &Env) -> Result<Settings, SourceError> {
+        let env = |name: &str| vars.get(name).map(str::to_string);
         let non_empty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         if let Some(region) = &spec.region {
             check_region(region, "[aws] region")?;
@@ -154,13 +148,7 @@ mod tests {
     use super::*;
 
     fn settings(spec: AwsSettings, env: &[(&str, &str)]) -> Result<Settings, SourceError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::with_env(&spec, |name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
+        Settings::new(&spec, &Env::from_vars(env.iter().copied()))
     }
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";

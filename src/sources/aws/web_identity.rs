@@ -19,6 +19,7 @@ use super::errors::{self, Attempts, Subject};
 use super::settings::{self, Role, Settings};
 use super::values::rfc3339;
 use crate::ci::{self, OidcToken};
+use crate::env::Env;
 use crate::error::SourceError;
 
 /// The role this run assumed, for `check`. Never a credential.
@@ -40,9 +41,10 @@ pub async fn assume(
     role: &Role,
     token: &OidcToken,
     settings: &Settings,
+    env: &Env,
     attempts: &Arc<Attempts>,
 ) -> Result<(Credentials, AssumedRole), SourceError> {
-    let session_name = settings::session_name(ci::job().as_ref());
+    let session_name = settings::session_name(ci::job(env).as_ref());
     let jwt = token.token.expose_secret();
     let answer = sts
         .assume_role_with_web_identity()

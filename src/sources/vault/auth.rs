@@ -53,6 +53,7 @@ pub fn login(
 ) -> Result<Login, SourceError> {
     let oidc = || {
         ci::oidc_token(
+            &settings.env,
             settings.oidc_token_env.as_deref(),
             settings.audience.as_deref(),
         )
@@ -66,9 +67,9 @@ pub fn login(
             )),
         },
         Some(VaultAuth::Approle) => approle(settings, client, deadline),
-        Some(VaultAuth::Token) => supplied_token(client, deadline, check),
+        Some(VaultAuth::Token) => supplied_token(settings, client, deadline, check),
         None => {
-            let explicit_token = std::env::var_os("VAULT_TOKEN").is_some();
+            let explicit_token = settings.env.is_set("VAULT_TOKEN");
             if (!explicit_token || settings.role.is_some())
                 && let Some(token) = oidc()?
             {
@@ -77,7 +78,7 @@ pub fn login(
             if approle_configured(settings) {
                 return approle(settings, client, deadline);
             }
-            supplied_token(client, deadline, check)
+            supplied_token(settings, client, deadline, check)
         }
     }
 }
@@ -154,11 +155,11 @@ fn claims_text(token: &OidcToken) -> String {
 fn approle_configured(settings: &Settings) -> bool {
     (settings.role_id.is_some()
         || settings.role_id_file.is_some()
-        || std::env::var_os("VAULT_ROLE_ID").is_some()
-        || std::env::var_os("VAULT_ROLE_ID_FILE").is_some())
+        || settings.env.is_set("VAULT_ROLE_ID")
+        || settings.env.is_set("VAULT_ROLE_ID_FILE"))
         && (settings.secret_id_file.is_some()
-            || std::env::var_os("VAULT_SECRET_ID").is_some()
-            || std::env::var_os("VAULT_SECRET_ID_FILE").is_some())
+            || settings.env.is_set("VAULT_SECRET_ID")
+            || settings.env.is_set("VAULT_SECRET_ID_FILE"))
 }
 
 fn read_trimmed(path: &Path, what: &str) -> Result<Zeroizing<String>, SourceError> {
@@ -175,16 +176,14 @@ fn read_trimmed(path: &Path, what: &str) -> Result<Zeroizing<String>, SourceErro
 }
 
 fn approle(settings: &Settings, client: &Client, deadline: Instant) -> Result<Login, SourceError> {
-    let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let env = &settings.env;
+    let env_path = |name: &str| env.get_os(name).map(PathBuf::from);
     let role_id = match (&settings.role_id, &settings.role_id_file) {
         (Some(id), _) => Zeroizing::new(id.clone()),
         (None, Some(path)) => read_trimmed(path, "role id")?,
-        (None, None) => match (
-            std::env::var("VAULT_ROLE_ID"),
-            env_path("VAULT_ROLE_ID_FILE"),
-        ) {
-            (Ok(id), _) => Zeroizing::new(id.trim().to_string()),
-            (Err(_), Some(path)) => read_trimmed(&path, "role id")?,
+        (None, None) => match (env.get("VAULT_ROLE_ID"), env_path("VAULT_ROLE_ID_FILE")) {
+            (Some(id), _) => Zeroizing::new(id.trim().to_string()),
+            (None, Some(path)) => read_trimmed(&path, "role id")?,
             _ => {
                 return Err(SourceError::config(
                     "AppRole login needs a role id: set [vault] role_id, VAULT_ROLE_ID or VAULT_ROLE_ID_FILE",
@@ -192,13 +191,13 @@ fn approle(settings: &Settings, client: &Client, deadline: Instant) -> Result<Lo
             }
         },
     };
-    let (secret_id, consumed) = match (&settings.secret_id_file, std::env::var("VAULT_SECRET_ID")) {
+    let (secret_id, consumed) = match (&settings.secret_id_file, env.get("VAULT_SECRET_ID")) {
         (Some(path), _) => (read_trimmed(path, "secret id")?, Vec::new()),
-        (None, Ok(id)) => (
+        (None, Some(id)) => (
             Zeroizing::new(id.trim().to_string()),
             vec!["VAULT_SECRET_ID".to_string()],
         ),
-        (None, Err(_)) => match env_path("VAULT_SECRET_ID_FILE") {
+        (None, None) => match env_path("VAULT_SECRET_ID_FILE") {
             Some(path) => (read_trimmed(&path, "secret id")?, Vec::new()),
             None => {
                 return Err(SourceError::config(
@@ -223,16 +222,23 @@ fn approle(settings: &Settings, client: &Client, deadline: Instant) -> Result<Lo
 }
 
 /// VAULT_TOKEN, else ~/.vault-token (what `vault login` leaves).
-fn supplied_token(client: &Client, deadline: Instant, check: bool) -> Result<Login, SourceError> {
-    let (token, source, consumed) = match std::env::var("VAULT_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => (
+fn supplied_token(
+    settings: &Settings,
+    client: &Client,
+    deadline: Instant,
+    check: bool,
+) -> Result<Login, SourceError> {
+    let (token, source, consumed) = match settings.env.get("VAULT_TOKEN") {
+        Some(t) if !t.trim().is_empty() => (
             SecretString::from(t.trim().to_string()),
             "VAULT_TOKEN".to_string(),
             vec!["VAULT_TOKEN".to_string()],
         ),
         _ => {
-            let path = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".vault-token"))
+            let path = settings
+                .env
+                .home()
+                .map(|h| h.join(".vault-token"))
                 .filter(|p| p.is_file())
                 .ok_or_else(|| {
                     SourceError::config(

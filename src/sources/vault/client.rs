@@ -288,18 +288,24 @@ enum Outcome {
 
 fn transport_error(e: &ureq::Error) -> Outcome {
     use ureq::Error as E;
-    // rustls's certificate errors can arrive wrapped in an I/O error; a certificate that is
-    // not trusted does not fix itself, so it is never retried.
-    let text = e.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        return Outcome::Done(Err(tls_error(&text)));
+    // A certificate that is not trusted does not fix itself, so it is never retried. ureq's
+    // error does not chain its cause: look inside the variants that carry one.
+    let certificate = match e {
+        E::Rustls(tls) => crate::tls::is_certificate_error(tls),
+        E::Io(io) => crate::tls::is_certificate_error(io),
+        _ => false,
+    };
+    if certificate {
+        return Outcome::Done(Err(tls_error(&e.to_string())));
     }
     let why = match e {
         E::Timeout(_) => "timed out".to_string(),
         E::HostNotFound => "host not found".to_string(),
         E::ConnectionFailed => "connection failed".to_string(),
         E::Io(io) => short(&crate::spec::plain_io_error(io)),
-        E::Tls(_) | E::Pem(_) | E::Rustls(_) => return Outcome::Done(Err(tls_error(&text))),
+        E::Tls(_) | E::Pem(_) | E::Rustls(_) => {
+            return Outcome::Done(Err(tls_error(&e.to_string())));
+        }
         other => short(&other.to_string()),
     };
     Outcome::Retry {
@@ -388,23 +394,11 @@ fn root_certs(tls: &Tls) -> Result<RootCerts, SourceError> {
         let pem = read_pem(path, "CA certificate")?;
         return Ok(RootCerts::Specific(Arc::new(certificates(&pem, path)?)));
     }
-    let candidates = std::env::var_os("SSL_CERT_FILE")
-        .map(std::path::PathBuf::from)
-        .into_iter()
-        .chain(
-            [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-                "/etc/ssl/cert.pem",
-            ]
-            .map(std::path::PathBuf::from),
-        );
-    for path in candidates {
-        if let Ok(pem) = std::fs::read(&path)
-            && let Ok(certs) = certificates(&pem, &path)
-        {
-            return Ok(RootCerts::Specific(Arc::new(certs)));
-        }
+    if let Some(path) = tls.system.bundle()
+        && let Ok(pem) = std::fs::read(&path)
+        && let Ok(certs) = certificates(&pem, &path)
+    {
+        return Ok(RootCerts::Specific(Arc::new(certs)));
     }
     Ok(RootCerts::WebPki)
 }

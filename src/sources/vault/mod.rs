@@ -25,9 +25,11 @@ pub use settings::{AUTH_ENV, AUTH_PATH_ENV, DEFAULT_CONCURRENCY, ROLE_ENV, Setti
 
 use self::auth::Login;
 use self::client::{ApiError, Call, Client, Method, parallel};
+use crate::cleanup::{CleanupEvent, Orphan};
+use crate::env::Env;
 use crate::error::SourceError;
 use crate::reference::{Backend, Location, VaultLocation};
-use crate::sources::{CleanupEvent, FetchContext, Fetched, SecretSource};
+use crate::sources::{FetchContext, Fetched, SecretSource};
 use crate::spec::VaultSettings;
 use secrecy::ExposeSecret;
 
@@ -52,8 +54,12 @@ struct State {
 
 impl VaultSource {
     /// Validates the settings and builds the HTTP client; touches no network.
-    pub fn open(spec: &VaultSettings, base_dir: &Path) -> Result<VaultSource, SourceError> {
-        let settings = Settings::new(spec, base_dir)?;
+    pub fn open(
+        spec: &VaultSettings,
+        base_dir: &Path,
+        env: &Env,
+    ) -> Result<VaultSource, SourceError> {
+        let settings = Settings::new(spec, base_dir, env)?;
         let client = Client::new(
             &settings.address,
             settings.namespace.clone(),
@@ -159,7 +165,7 @@ impl SecretSource for VaultSource {
             .unwrap_or_default()
     }
 
-    fn guard(&self) -> Vec<crate::guardian::Message> {
+    fn guard(&self) -> Vec<Orphan> {
         let state = self.state();
         let Some(login) = &state.login else {
             return Vec::new();
@@ -167,18 +173,23 @@ impl SecretSource for VaultSource {
         if !login.issued && state.leases.is_empty() {
             return Vec::new();
         }
-        vec![crate::guardian::Message::Vault(
-            crate::guardian::VaultCleanup {
-                address: self.settings.address.clone(),
-                namespace: self.settings.namespace.clone(),
-                ca_cert: self.settings.tls.ca_cert.clone(),
-                client_cert: self.settings.tls.client_cert.clone(),
-                client_key: self.settings.tls.client_key.clone(),
-                token: login.token.expose_secret().to_string(),
-                revoke_token: login.issued,
-                leases: state.leases.iter().map(|(l, _)| l.clone()).collect(),
-            },
-        )]
+        let orphaned = Orphaned {
+            address: self.settings.address.clone(),
+            namespace: self.settings.namespace.clone(),
+            ca_cert: self.settings.tls.ca_cert.clone(),
+            client_cert: self.settings.tls.client_cert.clone(),
+            client_key: self.settings.tls.client_key.clone(),
+            token: login.token.expose_secret().to_string(),
+            revoke_token: login.issued,
+            leases: state.leases.iter().map(|(l, _)| l.clone()).collect(),
+        };
+        match serde_json::to_string(&orphaned) {
+            Ok(payload) => vec![Orphan {
+                backend: Backend::Vault,
+                payload,
+            }],
+            Err(_) => Vec::new(),
+        }
     }
 
     fn finish(&self) -> Vec<CleanupEvent> {
@@ -245,13 +256,42 @@ impl SecretSource for VaultSource {
     }
 }
 
+/// What the guardian needs to revoke a run's Vault leases and login token on its own: the
+/// payload of this source's [`Orphan`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Orphaned {
+    address: String,
+    namespace: Option<String>,
+    ca_cert: Option<std::path::PathBuf>,
+    client_cert: Option<std::path::PathBuf>,
+    client_key: Option<std::path::PathBuf>,
+    /// The token the leases were created with (wiped on drop).
+    token: String,
+    /// Revoke the token itself (a login token; never one the user supplied).
+    revoke_token: bool,
+    leases: Vec<String>,
+}
+
+impl Drop for Orphaned {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}
+
 /// The guardian's cleanup of a killed run: the same revocations as [`SecretSource::finish`],
-/// from what the run handed over.
-pub fn revoke_orphaned(cleanup: crate::guardian::VaultCleanup) -> Vec<CleanupEvent> {
+/// from the payload [`SecretSource::guard`] handed over.
+pub(crate) fn revoke_orphaned(payload: &str) -> Vec<CleanupEvent> {
+    let Ok(cleanup) = serde_json::from_str::<Orphaned>(payload) else {
+        return vec![CleanupEvent {
+            what: "revoke the Vault login token and leases".into(),
+            error: Some("the run's cleanup instructions were unreadable".into()),
+        }];
+    };
     let tls = settings::Tls {
         ca_cert: cleanup.ca_cert.clone(),
         client_cert: cleanup.client_cert.clone(),
         client_key: cleanup.client_key.clone(),
+        system: crate::tls::SystemStore::default(),
     };
     let client = match Client::new(&cleanup.address, cleanup.namespace.clone(), &tls, 4) {
         Ok(c) => c,

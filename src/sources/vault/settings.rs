@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
 use crate::error::SourceError;
 use crate::spec::{VaultAuth, VaultSettings};
+use crate::tls::SystemStore;
 
 /// Requests in flight at once unless `[vault] concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -20,6 +22,8 @@ pub struct Tls {
     pub ca_cert: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// The system's trust store, used when no CA certificate is given.
+    pub system: SystemStore,
 }
 
 /// Everything the Vault source needs to know before it sends a request.
@@ -39,25 +43,22 @@ pub struct Settings {
     pub secret_id_file: Option<PathBuf>,
     pub tls: Tls,
     pub concurrency: usize,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_path(name: &str) -> Option<PathBuf> {
-    env(name).map(PathBuf::from)
+    /// The run's environment, for the credentials a login reads (VAULT_TOKEN, AppRole ids,
+    /// the CI's OIDC token).
+    pub env: Env,
 }
 
 impl Settings {
     /// The spec's `[vault]` table, then the environment. Relative paths in the spec start at
     /// the spec's folder.
-    pub fn new(spec: &VaultSettings, base_dir: &Path) -> Result<Settings, SourceError> {
+    pub fn new(spec: &VaultSettings, base_dir: &Path, env: &Env) -> Result<Settings, SourceError> {
+        let var = |name: &str| env.non_empty(name).map(str::to_string);
+        let var_path = |name: &str| var(name).map(PathBuf::from);
         let in_spec = |p: &Option<PathBuf>| p.as_ref().map(|p| base_dir.join(p));
         let address = spec
             .address
             .clone()
-            .or_else(|| env("VAULT_ADDR"))
+            .or_else(|| var("VAULT_ADDR"))
             .ok_or_else(|| {
                 SourceError::config(
                     "no Vault address: set [vault] address in the spec or VAULT_ADDR (e.g. https://vault.example.com:8200)",
@@ -74,7 +75,7 @@ impl Settings {
         }
         let auth = match spec.auth {
             Some(a) => Some(a),
-            None => match env(AUTH_ENV).as_deref() {
+            None => match var(AUTH_ENV).as_deref() {
                 None => None,
                 Some("jwt") => Some(VaultAuth::Jwt),
                 Some("approle") => Some(VaultAuth::Approle),
@@ -89,7 +90,7 @@ impl Settings {
         let auth_path = spec
             .auth_path
             .clone()
-            .or_else(|| env(AUTH_PATH_ENV))
+            .or_else(|| var(AUTH_PATH_ENV))
             .map(|p| {
                 p.trim_matches('/')
                     .trim_start_matches("auth/")
@@ -112,12 +113,12 @@ impl Settings {
         Ok(Settings {
             address,
             auth,
-            role: spec.role.clone().or_else(|| env(ROLE_ENV)),
+            role: spec.role.clone().or_else(|| var(ROLE_ENV)),
             auth_path,
             namespace: spec
                 .namespace
                 .clone()
-                .or_else(|| env("VAULT_NAMESPACE"))
+                .or_else(|| var("VAULT_NAMESPACE"))
                 .map(|n| n.trim_matches('/').to_string()),
             oidc_token_env: spec.oidc_token_env.clone(),
             audience: spec.audience.clone(),
@@ -125,11 +126,13 @@ impl Settings {
             role_id_file: in_spec(&spec.role_id_file),
             secret_id_file: in_spec(&spec.secret_id_file),
             tls: Tls {
-                ca_cert: in_spec(&spec.ca_cert).or_else(|| env_path("VAULT_CACERT")),
-                client_cert: in_spec(&spec.client_cert).or_else(|| env_path("VAULT_CLIENT_CERT")),
-                client_key: in_spec(&spec.client_key).or_else(|| env_path("VAULT_CLIENT_KEY")),
+                ca_cert: in_spec(&spec.ca_cert).or_else(|| var_path("VAULT_CACERT")),
+                client_cert: in_spec(&spec.client_cert).or_else(|| var_path("VAULT_CLIENT_CERT")),
+                client_key: in_spec(&spec.client_key).or_else(|| var_path("VAULT_CLIENT_KEY")),
+                system: SystemStore::from_env(env),
             },
             concurrency,
+            env: env.clone(),
         })
     }
 }
@@ -150,6 +153,7 @@ impl Settings {
             secret_id_file: None,
             tls: Tls::default(),
             concurrency: 4,
+            env: Env::default(),
         }
     }
 }
@@ -163,7 +167,7 @@ mod tests {
             address: Some(address.into()),
             ..VaultSettings::default()
         };
-        Settings::new(&spec, Path::new("ci"))
+        Settings::new(&spec, Path::new("ci"), &Env::default())
     }
 
     #[test]
@@ -188,7 +192,7 @@ mod tests {
             auth_path: Some("/auth/ci/jwt/".into()),
             ..VaultSettings::default()
         };
-        let s = Settings::new(&spec, Path::new("ci")).unwrap();
+        let s = Settings::new(&spec, Path::new("ci"), &Env::default()).unwrap();
         assert_eq!(s.tls.ca_cert, Some(PathBuf::from("ci/certs/ca.pem")));
         assert_eq!(s.auth_path.as_deref(), Some("ci/jwt"));
     }

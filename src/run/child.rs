@@ -8,19 +8,23 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitId, WaitIdOptions};
 use zeroize::Zeroize;
 
+use super::pre_exec;
+use super::signals::Signals;
 use crate::error::{Error, exit};
 use crate::redact::Redactor;
-use crate::signals::Signals;
 
 /// How long the pumps wait for more output once the command has exited and the pipes are idle:
 /// a background process it left behind may hold them open forever.
@@ -28,61 +32,45 @@ const DRAIN_IDLE: Duration = Duration::from_millis(100);
 /// The most the pumps keep relaying after the command has exited.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// Pipe capacity asked for, so a chatty command rarely blocks on us.
-const PIPE_SIZE: libc::c_int = 1 << 20;
+const PIPE_SIZE: usize = 1 << 20;
 
 /// What to run and with what.
-pub struct Launch<'a> {
-    pub command: &'a [OsString],
-    /// Variables to set (values may be secrets).
-    pub set: Vec<(&'a str, &'a [u8])>,
-    /// Variables to remove (credentials stepsecret consumed).
-    pub remove: Vec<String>,
+pub(crate) struct Launch<'a> {
+    pub(crate) command: &'a [OsString],
+    /// Variables to set (values may be secrets) and to remove (credentials stepsecret
+    /// consumed).
+    pub(crate) env: super::env::ChildEnv<'a>,
     /// Mask the command's output with this, or let it write to our stdout/stderr directly.
-    pub redactor: Option<Arc<Redactor>>,
+    pub(crate) redactor: Option<Arc<Redactor>>,
     /// Kill the command if stepsecret itself dies (SIGKILL runs no cleanup of ours).
-    pub die_with_parent: bool,
+    pub(crate) die_with_parent: bool,
 }
 
 /// Runs the command to completion and returns the exit code to pass on.
-pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
+pub(crate) fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     let (program, args) = launch.command.split_first().ok_or_else(|| {
         Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into())
     })?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::inherit());
-    for name in &launch.remove {
+    for name in &launch.env.remove {
         cmd.env_remove(name);
     }
-    for (name, value) in &launch.set {
+    for (name, value) in &launch.env.set {
         cmd.env(name, OsStr::from_bytes(value));
     }
     if launch.redactor.is_some() {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     // The command holds the secrets: if stepsecret is killed outright, it goes too.
-    // SAFETY: prctl and getppid are async-signal-safe and touch no parent memory.
-    let parent = std::process::id() as libc::pid_t;
     if launch.die_with_parent {
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before the prctl took effect.
-                if libc::getppid() != parent {
-                    return Err(io::Error::other(
-                        "stepsecret exited before the command started",
-                    ));
-                }
-                Ok(())
-            });
-        }
+        pre_exec::die_with_parent(&mut cmd, rustix::process::getpid());
     }
     let spawned = cmd.spawn();
     // The Command holds copies of the values; drop them as soon as the child has its own.
     drop(cmd);
     let mut child = spawned.map_err(|e| spawn_error(program, &e))?;
-    signals.attach(child.id());
+    signals.attach(Pid::from_child(&child));
 
     let exited: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
     let mut pumps: Vec<JoinHandle<io::Result<()>>> = Vec::new();
@@ -111,7 +99,7 @@ pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     }
 
     // Wait without reaping, stop forwarding, then reap: a signal can never reach a recycled pid.
-    wait_for_exit(child.id());
+    wait_for_exit(Pid::from_child(&child));
     signals.detach();
     let status = child
         .wait()
@@ -146,22 +134,9 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> Error {
 }
 
 /// Blocks until `pid` has exited, leaving it to be reaped.
-fn wait_for_exit(pid: u32) {
-    loop {
-        // SAFETY: waitid writes only into `info`, which is a valid, zeroed siginfo_t.
-        let rc = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+fn wait_for_exit(pid: Pid) {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+    while let Err(Errno::INTR) = rustix::process::waitid(WaitId::Pid(pid), options) {}
 }
 
 /// Copies `source` to `sink` through the redactor until EOF, or until the pipe has been idle
@@ -172,10 +147,8 @@ fn pump(
     redactor: &Redactor,
     exited: &OnceLock<Instant>,
 ) -> io::Result<()> {
-    // SAFETY: fcntl on a pipe fd we own; failure only means the default size stays.
-    unsafe {
-        libc::fcntl(source.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
-    }
+    // Failure only means the default size stays.
+    let _ = rustix::pipe::fcntl_setpipe_size(&source, PIPE_SIZE);
     let mut source = File::from(source);
     let mut writer = redactor.writer(sink);
     let mut buf = vec![0u8; 1 << 18];
@@ -215,16 +188,20 @@ fn pump(
     }))
 }
 
-/// Whether `file` has data (or EOF) within `timeout`.
+/// Whether `file` has data (or EOF) within `timeout`. A poll cut short by a signal (EINTR)
+/// is "not yet": the caller checks its drain limits and polls again. Any other failure is
+/// "readable", so the read that follows reports it.
 fn readable(file: &File, timeout: Duration) -> bool {
-    let mut fds = libc::pollfd {
-        fd: file.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut fds, 1, timeout.as_millis() as libc::c_int) };
-    rc != 0
+    let mut fds = [PollFd::new(file, PollFlags::IN)];
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 50_000_000,
+    });
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(ready) => ready > 0,
+        Err(Errno::INTR) => false,
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]

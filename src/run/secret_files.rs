@@ -1,7 +1,8 @@
 //! File secrets: a private directory (0700, on /dev/shm when writable so nothing reaches a
 //! disk) holding one 0600 file per secret, removed on every exit path that runs destructors:
 //! a normal exit, the command crashing or being killed, a forwarded signal, or stepsecret's
-//! own error. (A SIGKILL to stepsecret itself runs nothing; see the README's security section.)
+//! own error. A SIGKILL to stepsecret itself runs nothing: then the guardian removes it
+//! (see [`super::guardian`]).
 
 use std::fs::{OpenOptions, Permissions};
 use std::io::Write;
@@ -16,30 +17,31 @@ use crate::error::Error;
 const SHM: &str = "/dev/shm";
 
 /// The private directory; removed with everything in it when dropped.
-pub struct SecretDir {
+pub(crate) struct SecretDir {
     dir: TempDir,
 }
 
 impl SecretDir {
-    /// Creates the directory on /dev/shm when possible, else in TMPDIR.
-    pub fn create() -> Result<SecretDir, Error> {
+    /// Creates the directory on /dev/shm when possible, else in `fallback` (TMPDIR).
+    pub(crate) fn create(fallback: &Path) -> Result<SecretDir, Error> {
         let mut builder = tempfile::Builder::new();
         builder
             .prefix("stepsecret-")
             .permissions(Permissions::from_mode(0o700));
         let dir = builder
             .tempdir_in(SHM)
-            .or_else(|_| builder.tempdir_in(std::env::temp_dir()))
+            .or_else(|_| builder.tempdir_in(fallback))
             .map_err(|e| Error::os("cannot create a private directory for file secrets", e))?;
         Ok(SecretDir { dir })
     }
 
-    pub fn path(&self) -> &Path {
+    /// Where the directory is.
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes one secret to a new 0600 file named after its variable; returns the path.
-    pub fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
+    pub(crate) fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
         let path = self.dir.path().join(name);
         let mut file = OpenOptions::new()
             .write(true)
@@ -61,7 +63,7 @@ mod tests {
 
     #[test]
     fn private_directory_and_files_are_removed_on_drop() {
-        let dir = SecretDir::create().unwrap();
+        let dir = SecretDir::create(Path::new("/tmp")).unwrap();
         let root = dir.path().to_path_buf();
         let file = dir.write("KUBECONFIG", b"apiVersion: v1").unwrap();
         assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o777, 0o700);

@@ -8,18 +8,20 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM};
+use rustix::process::{Pid, Signal, kill_process};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::{Handle, SignalsInfo};
 use signal_hook::low_level::siginfo::Cause;
 
 /// The signals a run catches.
-pub const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+pub(crate) const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 #[derive(Default)]
 struct State {
     /// The command's pid while it runs.
-    child: Option<libc::pid_t>,
+    child: Option<Pid>,
     /// The first signal received, if any.
     first: Option<i32>,
     /// Signals received before the command started, to deliver if it starts anyway.
@@ -29,14 +31,15 @@ struct State {
 }
 
 /// Catches the signals of a run until dropped.
-pub struct Signals {
+pub(crate) struct Signals {
     state: Arc<Mutex<State>>,
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Signals {
-    pub fn install() -> std::io::Result<Signals> {
+    /// Starts catching [`FORWARDED`] signals.
+    pub(crate) fn install() -> std::io::Result<Signals> {
         let mut info = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
         let handle = info.handle();
         let state = Arc::new(Mutex::new(State::default()));
@@ -57,14 +60,13 @@ impl Signals {
     }
 
     /// The first signal received so far.
-    pub fn received(&self) -> Option<i32> {
+    pub(crate) fn received(&self) -> Option<i32> {
         lock(&self.state).first
     }
 
     /// Starts forwarding to `pid`, delivering anything that arrived since the last check.
-    pub fn attach(&self, pid: u32) {
+    pub(crate) fn attach(&self, pid: Pid) {
         let mut state = lock(&self.state);
-        let pid = pid as libc::pid_t;
         state.child = Some(pid);
         for signal in std::mem::take(&mut state.early) {
             deliver(&mut state, signal, false);
@@ -72,7 +74,7 @@ impl Signals {
     }
 
     /// Stops forwarding (the command has exited).
-    pub fn detach(&self) {
+    pub(crate) fn detach(&self) {
         lock(&self.state).child = None;
     }
 }
@@ -89,17 +91,15 @@ fn deliver(state: &mut State, signal: i32, from_terminal: bool) {
         state.early.push(signal);
         return;
     };
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child, which
-    // has not been reaped yet (detach runs before the wait's result is used).
-    unsafe {
-        if !from_terminal {
-            libc::kill(pid, signal);
-        }
-        if signal == SIGINT || signal == SIGTERM {
-            state.stops += 1;
-            if state.stops >= 2 {
-                libc::kill(pid, SIGKILL);
-            }
+    // The pid is our own child, which has not been reaped yet (detach runs before the wait's
+    // result is used), so it cannot have been recycled.
+    if !from_terminal && let Some(signal) = Signal::from_named_raw(signal) {
+        let _ = kill_process(pid, signal);
+    }
+    if signal == SIGINT || signal == SIGTERM {
+        state.stops += 1;
+        if state.stops >= 2 {
+            let _ = kill_process(pid, Signal::KILL);
         }
     }
 }
