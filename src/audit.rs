@@ -137,6 +137,7 @@ impl AuditLog {
         );
     }
 
+    /// Records who each backend authenticated as (claims, roles; never a credential).
     pub fn identities(&mut self, identities: &[(Backend, Vec<(String, String)>)]) {
         for (backend, fields) in identities {
             let fields: Map<String, Value> = fields
@@ -148,6 +149,7 @@ impl AuditLog {
         }
     }
 
+    /// Records the cleanup steps and how each went.
     pub fn cleanup(&mut self, events: &[CleanupEvent]) {
         self.cleanup.extend(events.iter().cloned());
     }

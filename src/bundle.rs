@@ -27,9 +27,9 @@ use crate::resolve::ResolvedVar;
 use crate::secret::{SecretJson, SecretValue, secret_value};
 
 /// The variable naming the step a bundle belongs to.
-pub const STEP_ENV: &str = "BITBUCKET_STEP_UUID";
+pub(crate) const STEP_ENV: &str = "BITBUCKET_STEP_UUID";
 /// The file name a pipe writes.
-pub const FILE_NAME: &str = "stepsecret-bundle.age";
+pub(crate) const FILE_NAME: &str = "stepsecret-bundle.age";
 const FORMAT: &str = "stepsecret-bundle/1";
 
 /// A variable read from a bundle.
@@ -46,7 +46,7 @@ fn now() -> u64 {
 }
 
 /// Encrypts `vars` to `recipient` into `dir`/[`FILE_NAME`], for step `step`, valid for `ttl`.
-pub fn write(
+pub(crate) fn write(
     dir: &Path,
     recipient: &str,
     step: &str,
@@ -102,7 +102,7 @@ fn refused(path: &Path, error: SourceError) -> Error {
 }
 
 /// Opens a bundle for this step with the identities from the environment, and deletes it.
-pub fn open(path: &Path, env: &Env) -> Result<Vec<BundledVar>, Error> {
+pub(crate) fn open(path: &Path, env: &Env) -> Result<Vec<BundledVar>, Error> {
     let identities = crate::identity::from_env(env).map_err(|e| refused(path, e))?;
     let file = std::fs::File::open(path).map_err(|e| {
         refused(

@@ -19,10 +19,10 @@ use crate::env::Env;
 use crate::error::SourceError;
 
 /// A token minted for stepsecret by a wrapper (the orb, the pipe).
-pub const STEPSECRET_OIDC_TOKEN: &str = "STEPSECRET_OIDC_TOKEN";
+pub(crate) const STEPSECRET_OIDC_TOKEN: &str = "STEPSECRET_OIDC_TOKEN";
 /// GitHub Actions' token request endpoint and bearer.
-pub const GITHUB_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
-pub const GITHUB_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+pub(crate) const GITHUB_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub(crate) const GITHUB_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 
 /// Variables that hold a CI OIDC token directly, in lookup order, with their provider.
 const TOKEN_VARS: [(&str, &str); 4] = [
@@ -33,7 +33,7 @@ const TOKEN_VARS: [(&str, &str); 4] = [
 ];
 
 /// A CI OIDC token and what it says about the job.
-pub struct OidcToken {
+pub(crate) struct OidcToken {
     /// Which CI issued it: circleci, bitbucket, github, or the variable's name.
     pub provider: String,
     /// Where it was found (a variable name, or the GitHub request URL variable).
@@ -54,7 +54,7 @@ impl std::fmt::Debug for OidcToken {
 
 /// The unverified claims of a JWT, for messages, policies and the audit record.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub iss: Option<String>,
     pub sub: Option<String>,
     pub aud: Vec<String>,
@@ -64,7 +64,7 @@ pub struct Claims {
 
 impl Claims {
     /// Decodes the payload of a JWT without verifying it (the server verifies).
-    pub fn decode(jwt: &str) -> Option<Claims> {
+    pub(crate) fn decode(jwt: &str) -> Option<Claims> {
         let payload = jwt.split('.').nth(1)?;
         let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
         let Value::Object(all) = serde_json::from_slice(&bytes).ok()? else {
@@ -89,7 +89,7 @@ impl Claims {
     }
 
     /// `iss=... sub=... aud=...` for messages.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "iss={} sub={} aud={}",
             self.iss.as_deref().unwrap_or("-"),
@@ -108,7 +108,7 @@ impl Claims {
 /// `explicit` is a variable named in the spec; when set it must exist. `audience` is used
 /// where the token is minted on request (GitHub Actions); elsewhere the audience was fixed when
 /// the CI minted it.
-pub fn oidc_token(
+pub(crate) fn oidc_token(
     env: &Env,
     explicit: Option<&str>,
     audience: Option<&str>,
@@ -133,7 +133,7 @@ pub fn oidc_token(
 
 /// Variables holding a CI OIDC token or the means to request one; removed from the command's
 /// environment when a backend logged in with it.
-pub fn token_variables(found: &OidcToken) -> Vec<String> {
+pub(crate) fn token_variables(found: &OidcToken) -> Vec<String> {
     if found.provider == "github" {
         vec![GITHUB_REQUEST_TOKEN.to_string()]
     } else {
@@ -257,7 +257,7 @@ const JOBS: [(&str, &str, &[&str]); 4] = [
 ];
 
 /// Which CI this is, if any.
-pub fn job(env: &Env) -> Option<Job> {
+pub(crate) fn job(env: &Env) -> Option<Job> {
     JOBS.iter().find_map(|(marker, provider, vars)| {
         env.get_os(marker)?;
         let fields = vars

@@ -17,7 +17,7 @@ use std::fmt;
 
 /// Why a dotenv file did not parse: a line number and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DotenvError {
+pub(crate) struct DotenvError {
     pub line: usize,
     pub message: &'static str,
 }
@@ -29,7 +29,7 @@ impl fmt::Display for DotenvError {
 }
 
 /// Parses dotenv text into (key, value) pairs in file order.
-pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DotenvError {
         line: bytes[..e.valid_up_to()]
             .iter()

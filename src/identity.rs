@@ -22,7 +22,7 @@ pub const IDENTITY_FILE_ENV: &str = "STEPSECRET_AGE_IDENTITY_FILE";
 pub type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 
 /// The identities the environment names.
-pub fn from_env(env: &Env) -> Result<Identities, SourceError> {
+pub(crate) fn from_env(env: &Env) -> Result<Identities, SourceError> {
     let text = env.get(IDENTITY_ENV).map(|t| Zeroizing::new(t.to_string()));
     let file = env.get_os(IDENTITY_FILE_ENV).map(PathBuf::from);
     match (text, file) {

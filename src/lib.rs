@@ -7,22 +7,22 @@
 //! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
 
 pub mod audit;
-pub mod bundle;
-pub mod ci;
+mod bundle;
+mod ci;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
-pub mod dotenv;
+mod dotenv;
 pub mod env;
 pub mod error;
-pub mod identity;
+mod identity;
 pub mod plan;
 pub mod redact;
 pub mod reference;
-pub mod resolve;
-pub mod rotation;
+mod resolve;
+mod rotation;
 mod run;
 pub mod secret;
 pub mod sources;
 pub mod spec;
-pub mod tls;
+mod tls;

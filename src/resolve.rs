@@ -31,14 +31,14 @@ pub struct ResolvedVar {
 
 /// The opened sources, kept until the command has exited so they can clean up. Dropping this
 /// without calling [`Sources::finish`] still cleans up, so error paths revoke leases too.
-pub struct Sources {
+pub(crate) struct Sources {
     list: Vec<Arc<dyn SecretSource>>,
     finished: bool,
 }
 
 impl Sources {
     /// Revokes leases and tokens; returns what happened, for warnings and the audit log.
-    pub fn finish(&mut self) -> Vec<CleanupEvent> {
+    pub(crate) fn finish(&mut self) -> Vec<CleanupEvent> {
         if std::mem::replace(&mut self.finished, true) {
             return Vec::new();
         }
@@ -46,23 +46,23 @@ impl Sources {
     }
 
     /// What the guardian must undo if stepsecret is killed, from every source.
-    pub fn guard(&self) -> Vec<Orphan> {
+    pub(crate) fn guard(&self) -> Vec<Orphan> {
         self.list.iter().flat_map(|s| s.guard()).collect()
     }
 
     /// Leaves every lease and login token in place (they expire with their TTL): for values
     /// that must outlive this process, such as a pipe's exported bundle.
-    pub fn keep(&mut self) {
+    pub(crate) fn keep(&mut self) {
         self.finished = true;
     }
 
     /// Credential variables the sources consumed, to keep out of the command's environment.
-    pub fn consumed_env(&self) -> Vec<String> {
+    pub(crate) fn consumed_env(&self) -> Vec<String> {
         self.list.iter().flat_map(|s| s.consumed_env()).collect()
     }
 
     /// Each backend's identity, for `check`.
-    pub fn identities(&self) -> Vec<(Backend, Vec<(String, String)>)> {
+    pub(crate) fn identities(&self) -> Vec<(Backend, Vec<(String, String)>)> {
         self.list
             .iter()
             .map(|s| (s.backend(), s.identity()))
@@ -81,7 +81,7 @@ impl Drop for Sources {
 }
 
 /// What resolution produced for every plan entry.
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Per plan entry: its variables (several for an expansion), or why it failed.
     pub entries: Vec<Result<Vec<ResolvedVar>, SourceError>>,
     /// Backends that failed as a whole (login refused, unreachable), each once.
@@ -92,7 +92,7 @@ pub struct Outcome {
 impl Outcome {
     /// All variables, or the error that ends the run: a failed backend first, else every
     /// failed variable (one line each), else a name produced twice by expansions.
-    pub fn into_vars(self, plan: &Plan) -> Result<(Vec<ResolvedVar>, Sources), Error> {
+    pub(crate) fn into_vars(self, plan: &Plan) -> Result<(Vec<ResolvedVar>, Sources), Error> {
         let Outcome {
             entries,
             backend_errors,
@@ -150,7 +150,10 @@ impl Outcome {
 }
 
 /// Variables set twice (an expansion produced a name that is already taken).
-pub fn collisions<'a>(plan: &Plan, vars: impl Iterator<Item = &'a ResolvedVar>) -> Vec<Failure> {
+pub(crate) fn collisions<'a>(
+    plan: &Plan,
+    vars: impl Iterator<Item = &'a ResolvedVar>,
+) -> Vec<Failure> {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for var in vars {
@@ -185,12 +188,15 @@ const BACKSTOP: Duration = Duration::from_secs(2);
 
 /// Fetches everything the plan names. `interrupted` is polled while waiting; when it returns a
 /// signal number, resolution stops and `Error::Interrupted` is returned.
-pub fn resolve(plan: &Plan, interrupted: &dyn Fn() -> Option<i32>) -> Result<Outcome, Error> {
+pub(crate) fn resolve(
+    plan: &Plan,
+    interrupted: &dyn Fn() -> Option<i32>,
+) -> Result<Outcome, Error> {
     resolve_with(plan, FetchContext::new(plan.timeout), interrupted)
 }
 
 /// [`resolve`] with a given context (e.g. [`FetchContext::for_check`]).
-pub fn resolve_with(
+pub(crate) fn resolve_with(
     plan: &Plan,
     cx: FetchContext,
     interrupted: &dyn Fn() -> Option<i32>,
@@ -371,7 +377,7 @@ fn select(
 /// string early, and bytes that are not UTF-8 (binary data) reach most programs mangled or
 /// rejected, so both must go to a file instead. Checked here rather than in `run` so that
 /// `check` reports it too, naming the variable.
-pub fn env_value_problem(value: &[u8]) -> Option<&'static str> {
+pub(crate) fn env_value_problem(value: &[u8]) -> Option<&'static str> {
     if std::str::from_utf8(value).is_err() {
         Some(
             "the value is binary (not valid UTF-8 text), which an environment variable cannot carry intact; write it to a file with --file NAME=REF (or [files] in the spec)",
@@ -387,7 +393,7 @@ pub fn env_value_problem(value: &[u8]) -> Option<&'static str> {
 
 /// `PREFIX` + the key upper-cased, with every character that cannot be in a variable name
 /// replaced by `_`.
-pub fn expanded_name(prefix: &str, key: &str) -> String {
+pub(crate) fn expanded_name(prefix: &str, key: &str) -> String {
     let mut name = String::with_capacity(prefix.len() + key.len());
     name.push_str(prefix);
     name.extend(key.chars().map(|c| {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::sources::Meta;
 
 /// When the value was last set, as the backend wrote it (RFC 3339).
-pub fn set_at(meta: &Meta) -> Option<&str> {
+pub(crate) fn set_at(meta: &Meta) -> Option<&str> {
     let detail = |key: &str| {
         meta.details
             .iter()
@@ -25,7 +25,7 @@ pub fn set_at(meta: &Meta) -> Option<&str> {
 }
 
 /// How long ago an RFC 3339 time was, if it parses and is in the past.
-pub fn age(at: &str) -> Option<Duration> {
+pub(crate) fn age(at: &str) -> Option<Duration> {
     let trimmed = at.trim();
     let utc = trimmed
         .strip_suffix('Z')
@@ -35,7 +35,7 @@ pub fn age(at: &str) -> Option<Duration> {
 }
 
 /// `3d 4h`, `5h 12m`, `42s`: the two largest units.
-pub fn short(age: Duration) -> String {
+pub(crate) fn short(age: Duration) -> String {
     let s = age.as_secs();
     let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
     if d > 0 {
@@ -62,7 +62,7 @@ fn whole(limit: Duration) -> String {
 }
 
 /// Why a value is too old, when it is: `last set 2024-01-02T..., 120d 3h ago, older than the 90d limit`.
-pub fn stale(meta: &Meta, limit: Duration) -> Option<String> {
+pub(crate) fn stale(meta: &Meta, limit: Duration) -> Option<String> {
     let at = set_at(meta)?;
     let age = age(at)?;
     (age > limit).then(|| {

@@ -26,10 +26,12 @@ pub fn secret_value(bytes: Vec<u8>) -> SecretValue {
 pub struct SecretJson(Value);
 
 impl SecretJson {
+    /// Wraps a JSON value that may hold secrets.
     pub fn new(value: Value) -> Self {
         SecretJson(value)
     }
 
+    /// The value, for reading keys out of it.
     pub fn value(&self) -> &Value {
         &self.0
     }
@@ -74,8 +76,11 @@ pub enum Structure {
 pub enum Document {
     /// Bytes as stored; parsed on first use when a selector needs a key.
     Raw {
+        /// The bytes.
         bytes: SecretValue,
+        /// How to parse them when a key is asked for.
         structure: Structure,
+        /// The parse, done at most once.
         parsed: OnceLock<Result<SecretJson, String>>,
     },
     /// Already-structured data (a Vault secret's `data`).
@@ -90,12 +95,14 @@ impl std::fmt::Debug for Document {
 
 /// The outcome of applying a selector.
 pub enum Selected {
+    /// One value (a key, a pointer, or the whole document).
     One(SecretValue),
     /// `#*`: each top-level key with its value, in the document's key order.
     Many(Vec<(String, SecretValue)>),
 }
 
 impl Document {
+    /// A document as stored, parsed on first use.
     pub fn raw(bytes: Vec<u8>, structure: Structure) -> Self {
         Document::Raw {
             bytes: secret_value(bytes),
@@ -104,6 +111,7 @@ impl Document {
         }
     }
 
+    /// A document that is already JSON.
     pub fn json(value: Value) -> Self {
         Document::Json(SecretJson::new(value))
     }

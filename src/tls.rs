@@ -84,7 +84,7 @@ fn non_empty_dir(path: &Path) -> bool {
 /// message points at the CA setting. `io::Error` hides the error it wraps from `source()`
 /// (hyper-rustls nests the rustls error two `io::Error`s deep), so each one is unwrapped by
 /// hand.
-pub fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {

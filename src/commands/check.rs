@@ -24,7 +24,7 @@ struct Row {
     error: Option<(String, String)>,
 }
 
-pub fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
+pub(super) fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec, env)?;
     let cx = FetchContext::new(plan.timeout).for_check();
     let outcome = resolve_with(&plan, cx, &|| None)?;

@@ -15,7 +15,7 @@ use crate::dotenv;
 use crate::error::Error;
 use crate::spec::plain_io_error;
 
-pub fn keygen(args: KeygenArgs) -> Result<u8, Error> {
+pub(super) fn keygen(args: KeygenArgs) -> Result<u8, Error> {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let text = Zeroizing::new(format!(
@@ -47,7 +47,7 @@ pub fn keygen(args: KeygenArgs) -> Result<u8, Error> {
     Ok(0)
 }
 
-pub fn seal(args: SealArgs) -> Result<u8, Error> {
+pub(super) fn seal(args: SealArgs) -> Result<u8, Error> {
     let recipients = recipients(&args)?;
     let stdin = args.input == Path::new("-");
     let plaintext = Zeroizing::new(if stdin {

@@ -62,7 +62,7 @@ fn secrets(env: &Env) -> Result<Option<String>, Error> {
     Ok(Some(lines.join("\n")))
 }
 
-pub fn pipe(env: &Env) -> Result<u8, Error> {
+pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
     // The pipe's names for the Vault source's settings, in the environment the run sees.
     let mut env = env.clone();
     for (from, to) in [

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::plan::Plan;
 use crate::reference::{AwsLocation, Location, VaultLocation};
 
-pub fn policy(args: PolicyArgs, env: &Env) -> Result<u8, Error> {
+pub(super) fn policy(args: PolicyArgs, env: &Env) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec, env)?;
     let identity = Identity::new(&args)?;
     let output = match args.target {

@@ -16,7 +16,7 @@ use crate::plan::Plan;
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
 
-pub fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
+pub(super) fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec, env)?;
     if plan.entries.is_empty() && args.env.is_empty() {
         return Err(Error::Usage(

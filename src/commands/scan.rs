@@ -24,7 +24,7 @@ struct Wanted {
     names: BTreeSet<String>,
 }
 
-pub fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
+pub(super) fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
     let key = key_from_env(env)?.ok_or_else(|| {
         Error::Usage(format!(
             "{KEY_ENV} is not set: scan needs the key the audit log's HMACs were made with"

@@ -126,8 +126,9 @@ impl Redactor {
 }
 
 /// A deliberately simple whole-buffer implementation of the same semantics, built from the same
-/// derived forms: the oracle for the streaming writer in tests and fuzzing.
-#[doc(hidden)]
+/// derived forms: the oracle for the streaming writer in tests and fuzzing. Built only for
+/// them (the `testing` feature): it is no part of the product.
+#[cfg(any(test, feature = "testing"))]
 pub fn reference_redact(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
     let mut patterns: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut label = 0;

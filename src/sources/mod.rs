@@ -17,8 +17,11 @@ pub mod vault;
 /// The variables through which wrappers (the orb, the pipe) pass Vault settings; read by the
 /// Vault source, named here so that they exist in every build.
 pub mod vault_env {
+    /// The Vault role (the pipe's VAULT_ROLE, the orb's vault_role).
     pub const ROLE: &str = "STEPSECRET_VAULT_ROLE";
+    /// Where the auth method is mounted.
     pub const AUTH_PATH: &str = "STEPSECRET_VAULT_AUTH_PATH";
+    /// The auth method: jwt, approle or token.
     pub const AUTH: &str = "STEPSECRET_VAULT_AUTH";
 }
 
@@ -78,6 +81,7 @@ pub struct FetchContext {
 }
 
 impl FetchContext {
+    /// A context whose deadline is `timeout` from now.
     pub fn new(timeout: Duration) -> Self {
         FetchContext {
             deadline: Instant::now() + timeout,
@@ -105,7 +109,9 @@ pub type Fetched = Result<Found, SourceError>;
 /// A fetched document and what is known about its version.
 #[derive(Debug)]
 pub struct Found {
+    /// What was fetched.
     pub document: Document,
+    /// Its version, dates and lease.
     pub meta: Meta,
 }
 

@@ -18,7 +18,7 @@ use crate::error::SourceError;
 
 /// What a failed request was about, for messages.
 #[derive(Debug, Clone)]
-pub enum Subject<'a> {
+pub(super) enum Subject<'a> {
     /// One secret (a batch entry, or a GetSecretValue / DescribeSecret).
     Secret { id: &'a str, region: &'a str },
     /// One version of a secret (`version` is `version-id=...` or `version-stage=...`).
@@ -75,7 +75,7 @@ const BAD_CREDENTIALS: [&str; 7] = [
 ];
 
 /// Maps an AWS error code (from an error response or a batch's `Errors[]`) to a SourceError.
-pub fn from_code(
+pub(super) fn from_code(
     code: &str,
     aws_message: Option<&str>,
     status: Option<u16>,
@@ -188,7 +188,7 @@ fn aws_said(message: Option<&str>, subject: &Subject<'_>) -> String {
 }
 
 /// Maps a failed SDK call.
-pub fn from_sdk<E, R>(
+pub(super) fn from_sdk<E, R>(
     err: &SdkError<E, R>,
     subject: &Subject<'_>,
     attempts: &Attempts,
@@ -252,7 +252,10 @@ where
 
 /// Maps a failure to find credentials. `role_without_token` is the setting that asked for web
 /// identity when no CI token was found, so the message can say why the default chain ran.
-pub fn from_credentials(err: &CredentialsError, role_without_token: Option<&str>) -> SourceError {
+pub(super) fn from_credentials(
+    err: &CredentialsError,
+    role_without_token: Option<&str>,
+) -> SourceError {
     let chain = chain(err);
     // With a role configured, the default chain only ran because no CI token was found: say
     // so first, whatever the chain then failed on.
@@ -336,7 +339,7 @@ fn find_source<'a, T: std::error::Error + 'static>(
 /// interceptor; it only ever reads the status and error code of responses of 400 or more,
 /// never a body that could hold a value.
 #[derive(Debug, Default)]
-pub struct Attempts {
+pub(super) struct Attempts {
     count: AtomicU32,
     last: Mutex<Option<(u16, Option<String>)>>,
     /// AWS_ENDPOINT_URL, when the requests go there, for messages.
@@ -345,14 +348,14 @@ pub struct Attempts {
 
 impl Attempts {
     /// A log for requests sent to `endpoint` (AWS_ENDPOINT_URL), or AWS's own when `None`.
-    pub fn for_endpoint(endpoint: Option<String>) -> Attempts {
+    pub(super) fn for_endpoint(endpoint: Option<String>) -> Attempts {
         Attempts {
             endpoint,
             ..Attempts::default()
         }
     }
 
-    pub fn count(&self) -> u32 {
+    pub(super) fn count(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -365,7 +368,7 @@ impl Attempts {
 
     /// `retries (14 requests in all; last error: HTTP 400 ThrottlingException)`: the counts
     /// are for the whole run, every request of this source.
-    pub fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         let n = self.count();
         let last = match self.last.lock().ok().and_then(|l| l.clone()) {
             Some((status, Some(code))) => format!("; last error: HTTP {status} {code}"),
@@ -378,7 +381,7 @@ impl Attempts {
 
 /// The interceptor half of [`Attempts`].
 #[derive(Debug, Clone)]
-pub struct AttemptLog(pub std::sync::Arc<Attempts>);
+pub(super) struct AttemptLog(pub std::sync::Arc<Attempts>);
 
 impl Intercept for AttemptLog {
     fn name(&self) -> &'static str {

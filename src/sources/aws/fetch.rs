@@ -31,7 +31,7 @@ const CURRENT: &str = "AWSCURRENT";
 
 /// The requests for one region.
 #[derive(Debug, Default)]
-pub struct RegionWork {
+pub(super) struct RegionWork {
     /// Unique ids to batch, in first-seen order, with the locations that want each.
     pub batched: Vec<(String, Vec<usize>)>,
     /// Locations asking for a version: one GetSecretValue each.
@@ -40,7 +40,7 @@ pub struct RegionWork {
 
 /// Groups located references by region. `regions[i]` is location i's region (already
 /// resolved: its own, its ARN's, or the default).
-pub fn plan<'a>(
+pub(super) fn plan<'a>(
     items: impl Iterator<Item = (usize, &'a AwsLocation, &'a str)>,
 ) -> BTreeMap<String, RegionWork> {
     let mut work: BTreeMap<String, RegionWork> = BTreeMap::new();
@@ -77,14 +77,14 @@ enum Done {
 }
 
 /// Collected outcomes: per location, and the caller identity for `check`.
-pub struct Outcomes {
+pub(super) struct Outcomes {
     pub results: Vec<Option<Fetched>>,
     pub details: Vec<Vec<(String, String)>>,
     pub caller: Option<Vec<(String, String)>>,
 }
 
 impl Outcomes {
-    pub fn new(len: usize) -> Outcomes {
+    pub(super) fn new(len: usize) -> Outcomes {
         Outcomes {
             results: (0..len).map(|_| None).collect(),
             details: vec![Vec::new(); len],
@@ -93,7 +93,7 @@ impl Outcomes {
     }
 
     /// One result per location, `check`'s details added to each value found.
-    pub fn into_results(self) -> Vec<Fetched> {
+    pub(super) fn into_results(self) -> Vec<Fetched> {
         self.results
             .into_iter()
             .zip(self.details)
@@ -127,7 +127,7 @@ impl Outcomes {
 
 /// Sends every request and records each outcome in `out` as it arrives, so whatever arrived
 /// before the deadline (the caller's timeout drops this future) is kept.
-pub async fn run(
+pub(super) async fn run(
     session: &Session,
     locations: &[Option<&AwsLocation>],
     work: BTreeMap<String, RegionWork>,

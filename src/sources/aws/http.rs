@@ -30,7 +30,7 @@ use crate::tls::SystemStore;
 
 /// An HTTP client choosing plain HTTP or TLS per request, TLS built on first use.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(super) struct Client {
     http: SharedHttpClient,
     https: Arc<OnceLock<SharedHttpClient>>,
     /// The system's trust store, looked at when the TLS side is built.
@@ -38,7 +38,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn shared(env: &Env) -> SharedHttpClient {
+    pub(super) fn shared(env: &Env) -> SharedHttpClient {
         SharedHttpClient::new(Client {
             http: aws_smithy_http_client::Builder::new().build_http(),
             https: Arc::new(OnceLock::new()),
@@ -95,7 +95,7 @@ impl HttpConnector for Routed {
 /// wrong certificate does not fix itself, and the SDK's default (every I/O error is transient)
 /// would spend seconds of backoff before saying so.
 #[derive(Debug, Clone, Copy)]
-pub struct NoRetryOnBadCertificate;
+pub(super) struct NoRetryOnBadCertificate;
 
 impl ClassifyRetry for NoRetryOnBadCertificate {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
@@ -121,7 +121,7 @@ impl ClassifyRetry for NoRetryOnBadCertificate {
 /// knows, but proxies and gateways in front of it (and LocalStack-style endpoints) answer a
 /// bare 429, which the SDK's status classifier does not list.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryTooManyRequests;
+pub(super) struct RetryTooManyRequests;
 
 impl ClassifyRetry for RetryTooManyRequests {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {

@@ -12,12 +12,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// First attempts started per second and region, at most.
-pub const RATE: usize = 80;
+pub(super) const RATE: usize = 80;
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// A sliding-window limiter of request starts.
 #[derive(Debug)]
-pub struct Pacer {
+pub(super) struct Pacer {
     rate: usize,
     starts: Mutex<VecDeque<Instant>>,
 }
@@ -29,7 +29,7 @@ impl Default for Pacer {
 }
 
 impl Pacer {
-    pub fn new(rate: usize) -> Pacer {
+    pub(super) fn new(rate: usize) -> Pacer {
         Pacer {
             rate: rate.max(1),
             starts: Mutex::new(VecDeque::with_capacity(rate)),
@@ -37,7 +37,7 @@ impl Pacer {
     }
 
     /// Waits until one more request may start, and counts it.
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         loop {
             let wake = {
                 let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());

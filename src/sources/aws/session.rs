@@ -54,7 +54,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_ENV: [&str; 2] = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"];
 
 /// What the run needs from the environment to set up the SDK.
-pub struct Options<'a> {
+pub(super) struct Options<'a> {
     pub settings: &'a Settings,
     /// The run's environment (see `crate::env` for what the SDK still reads itself).
     pub env: &'a Env,
@@ -70,13 +70,13 @@ pub struct Options<'a> {
 
 /// How the run authenticated, for `check` and messages. Never a credential.
 #[derive(Debug, Clone, Default)]
-pub struct Authenticated {
+pub(super) struct Authenticated {
     pub web_identity: Option<AssumedRole>,
     pub default_region: Option<String>,
 }
 
 /// The configured SDK for one run.
-pub struct Session {
+pub(super) struct Session {
     base: SdkConfig,
     pub default_region: Option<String>,
     pub attempts: Arc<Attempts>,
@@ -86,7 +86,7 @@ pub struct Session {
 
 impl Session {
     /// Sets up the SDK and resolves credentials (assuming the role when asked).
-    pub async fn open(options: Options<'_>) -> Result<Session, SourceError> {
+    pub(super) async fn open(options: Options<'_>) -> Result<Session, SourceError> {
         let env = options.env;
         let endpoint = env.non_empty("AWS_ENDPOINT_URL").map(str::to_string);
         let attempts = Arc::new(Attempts::for_endpoint(endpoint.clone()));
@@ -213,7 +213,7 @@ impl Session {
     }
 
     /// The Secrets Manager client for `region` (one per region, sharing connections).
-    pub fn secrets(&self, region: &str) -> aws_sdk_secretsmanager::Client {
+    pub(super) fn secrets(&self, region: &str) -> aws_sdk_secretsmanager::Client {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.to_string())
@@ -230,7 +230,7 @@ impl Session {
     }
 
     /// An STS client with the run's credentials (for GetCallerIdentity).
-    pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+    pub(super) fn sts(&self, region: &str) -> aws_sdk_sts::Client {
         sts_client(&self.base, region, &self.attempts)
     }
 }
@@ -246,7 +246,7 @@ fn sts_client(base: &SdkConfig, region: &str, attempts: &Arc<Attempts>) -> aws_s
 }
 
 /// The error for a run with no region anywhere.
-pub fn no_region() -> SourceError {
+pub(super) fn no_region() -> SourceError {
     SourceError::config(
         "no AWS region: set [aws] region in the spec, AWS_REGION, a region in the AWS profile, or ?region=... on the reference",
     )

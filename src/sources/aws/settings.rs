@@ -14,10 +14,10 @@ pub const DEFAULT_DURATION_SECONDS: u32 = 900;
 const DURATION_RANGE: std::ops::RangeInclusive<u32> = 900..=43_200;
 /// The audience to ask for where the token is minted on request (GitHub Actions); the one
 /// AWS's own GitHub action uses, so existing OIDC providers in IAM accept it.
-pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
+pub(super) const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 /// The SDK's own variables for a role and a token file (EKS, GitLab's documented setup).
-pub const ROLE_ARN_ENV: &str = "AWS_ROLE_ARN";
-pub const TOKEN_FILE_ENV: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+pub(super) const ROLE_ARN_ENV: &str = "AWS_ROLE_ARN";
+pub(super) const TOKEN_FILE_ENV: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 
 /// Validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +27,11 @@ pub struct Settings {
     pub region: Option<String>,
     /// The role to assume with the CI's OIDC token, and where it was set (for messages).
     pub role: Option<Role>,
+    /// AssumeRoleWithWebIdentity's DurationSeconds.
     pub duration_seconds: u32,
     /// A variable the spec names as holding the OIDC token.
     pub oidc_token_env: Option<String>,
+    /// The audience to ask for where the token is minted on request.
     pub audience: String,
 }
 
@@ -87,7 +89,7 @@ impl Settings {
 }
 
 /// A region name as AWS writes them (`eu-west-1`, `us-gov-east-1`, `cn-north-1`).
-pub fn check_region(region: &str, from: &str) -> Result<(), SourceError> {
+pub(super) fn check_region(region: &str, from: &str) -> Result<(), SourceError> {
     let ok = !region.is_empty()
         && region.len() <= 32
         && region

@@ -19,7 +19,7 @@ use crate::secret::{Document, Structure};
 use crate::sources::{Found, Meta};
 
 /// The parts of a GetSecretValue answer or a BatchGetSecretValue entry that matter.
-pub struct Answer {
+pub(super) struct Answer {
     pub arn: Option<String>,
     pub name: Option<String>,
     pub version_id: Option<String>,
@@ -81,7 +81,7 @@ impl From<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOut
 impl Answer {
     /// A copy, for each location that asks for the same secret (wiped on drop like the
     /// original).
-    pub fn duplicate(&self) -> Answer {
+    pub(super) fn duplicate(&self) -> Answer {
         Answer {
             arn: self.arn.clone(),
             name: self.name.clone(),
@@ -95,7 +95,7 @@ impl Answer {
 
     /// Whether this entry is the secret `requested` names: its name, its full ARN, or a
     /// partial ARN (the full ARN without the `-xxxxxx` suffix AWS appends).
-    pub fn is(&self, requested: &str) -> Match {
+    pub(super) fn is(&self, requested: &str) -> Match {
         if self.arn.as_deref() == Some(requested) || self.name.as_deref() == Some(requested) {
             return Match::Exact;
         }
@@ -108,7 +108,7 @@ impl Answer {
     }
 
     /// Moves the value out into a document; `id` is only used in messages.
-    pub fn into_found(mut self, id: &str) -> Result<Found, SourceError> {
+    pub(super) fn into_found(mut self, id: &str) -> Result<Found, SourceError> {
         let binary = self.secret_binary.is_some();
         let mut meta = Meta {
             version: self.version_id.take(),
@@ -144,14 +144,14 @@ impl Answer {
 
 /// How an answer matches a requested id; exact matches win over partial ARNs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Match {
+pub(super) enum Match {
     No,
     Partial,
     Exact,
 }
 
 /// A timestamp as RFC 3339 (`2024-05-01T12:00:00Z`).
-pub fn rfc3339(date: &DateTime) -> Option<String> {
+pub(super) fn rfc3339(date: &DateTime) -> Option<String> {
     date.fmt(Format::DateTime).ok()
 }
 

@@ -24,7 +24,7 @@ use crate::error::SourceError;
 
 /// The role this run assumed, for `check`. Never a credential.
 #[derive(Debug, Clone)]
-pub struct AssumedRole {
+pub(super) struct AssumedRole {
     pub role_arn: String,
     pub session_name: String,
     /// The assumed-role ARN AWS answered with.
@@ -36,7 +36,7 @@ pub struct AssumedRole {
 }
 
 /// Assumes `role` with `token`; returns the temporary credentials and what to show about them.
-pub async fn assume(
+pub(super) async fn assume(
     sts: &aws_sdk_sts::Client,
     role: &Role,
     token: &OidcToken,

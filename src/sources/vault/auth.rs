@@ -24,7 +24,7 @@ use crate::secret::SecretJson;
 use crate::spec::{VaultAuth, plain_io_error};
 
 /// A Vault token and how it was obtained.
-pub struct Login {
+pub(super) struct Login {
     pub token: SecretString,
     /// Issued by a login for this run (revoke it afterwards), not supplied by the user.
     pub issued: bool,
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Login {
 
 /// Logs in as the settings and the environment say. `check` also looks up the token's
 /// policies when the login itself did not report them.
-pub fn login(
+pub(super) fn login(
     settings: &Settings,
     client: &Client,
     deadline: Instant,
@@ -372,7 +372,11 @@ fn login_error(client: &Client, method: &str, e: ApiError) -> SourceError {
 }
 
 /// Revokes a token this run logged in with.
-pub fn revoke_self(client: &Client, token: &SecretString, deadline: Instant) -> Result<(), String> {
+pub(super) fn revoke_self(
+    client: &Client,
+    token: &SecretString,
+    deadline: Instant,
+) -> Result<(), String> {
     let call = Call {
         method: Method::Post,
         path: "auth/token/revoke-self",

@@ -36,7 +36,7 @@ const MAX_BODY: u64 = 32 * 1024 * 1024;
 
 /// HTTP methods the source uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(super) enum Method {
     Get,
     Post,
     Put,
@@ -44,7 +44,7 @@ pub enum Method {
 
 /// A failed call, classified.
 #[derive(Debug, Clone)]
-pub enum ApiError {
+pub(super) enum ApiError {
     /// The server answered with a final error status. `errors` is Vault's own explanation.
     Status { status: u16, errors: String },
     /// The server answered 2xx with a body that is not the JSON expected (cut short, HTML).
@@ -62,7 +62,7 @@ pub enum ApiError {
 }
 
 /// A request to the Vault API.
-pub struct Call<'a> {
+pub(super) struct Call<'a> {
     pub method: Method,
     /// The path after `/v1/`, e.g. `secret/data/prod/db`.
     pub path: &'a str,
@@ -72,7 +72,7 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn get(path: &'a str, token: &'a SecretString) -> Self {
+    pub(super) fn get(path: &'a str, token: &'a SecretString) -> Self {
         Call {
             method: Method::Get,
             path,
@@ -85,7 +85,7 @@ impl<'a> Call<'a> {
 
 /// The client for one Vault server. Clones share the connection pool.
 #[derive(Clone)]
-pub struct Client {
+pub(super) struct Client {
     agent: ureq::Agent,
     /// `https://host:port/v1/`.
     base: String,
@@ -96,7 +96,7 @@ pub struct Client {
 
 impl Client {
     /// Builds the agent. Reads the CA and client certificate files; touches no network.
-    pub fn new(
+    pub(super) fn new(
         address: &str,
         namespace: Option<String>,
         tls: &Tls,
@@ -128,7 +128,7 @@ impl Client {
 
     /// Sends `call`, retrying what is worth retrying until `deadline`. Returns the parsed JSON
     /// of a 2xx answer (`Value::Null` for 204).
-    pub fn call(&self, call: &Call<'_>, deadline: Instant) -> Result<SecretJson, ApiError> {
+    pub(super) fn call(&self, call: &Call<'_>, deadline: Instant) -> Result<SecretJson, ApiError> {
         let mut attempts = 0u32;
         let mut jitter = Jitter::new();
         loop {
@@ -447,7 +447,7 @@ impl Jitter {
 }
 
 /// Runs `f` on every item with at most `workers` threads, results in input order.
-pub fn parallel<T: Sync, R: Send>(
+pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     f: impl Fn(&T) -> R + Sync,

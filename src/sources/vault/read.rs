@@ -21,7 +21,7 @@ use crate::sources::{Found, Meta};
 
 /// What serves a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Engine {
+pub(super) enum Engine {
     KvV1,
     KvV2,
     /// Any other engine, by its type (`pki`, `database`, ...).
@@ -30,14 +30,14 @@ pub enum Engine {
 
 /// A mount: its path (with a trailing `/`) and engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
+pub(super) struct Mount {
     pub path: String,
     pub engine: Engine,
 }
 
 /// Finds the mount of every location, asking once per mount. Returns, per location, its
 /// mount or why it has none.
-pub fn mounts(
+pub(super) fn mounts(
     client: &Client,
     token: &SecretString,
     locations: &[&VaultLocation],
@@ -133,7 +133,7 @@ fn detect(
 }
 
 /// One read (or write) for one location.
-pub fn read(
+pub(super) fn read(
     client: &Client,
     token: &SecretString,
     location: &VaultLocation,
@@ -330,7 +330,7 @@ fn missing(location: &VaultLocation, mount: &Mount, kind: &str) -> SourceError {
 }
 
 /// A failed read, as a one-line error that says what to fix.
-pub fn read_error(client: &Client, path: &str, e: ApiError) -> SourceError {
+pub(super) fn read_error(client: &Client, path: &str, e: ApiError) -> SourceError {
     match e {
         ApiError::Status {
             status: 403,

@@ -29,19 +29,29 @@ pub struct Tls {
 /// Everything the Vault source needs to know before it sends a request.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `http(s)://HOST[:PORT]`, without a trailing slash.
     pub address: String,
     /// The method asked for; `None` picks one from what the job has.
     pub auth: Option<VaultAuth>,
+    /// The role to log in as (jwt, approle).
     pub role: Option<String>,
     /// Where the auth method is mounted, without `auth/` (e.g. `jwt`, `circleci`).
     pub auth_path: Option<String>,
+    /// The Vault Enterprise namespace (X-Vault-Namespace).
     pub namespace: Option<String>,
+    /// A variable the spec names as holding the OIDC token.
     pub oidc_token_env: Option<String>,
+    /// The audience to ask for where the token is minted on request.
     pub audience: Option<String>,
+    /// The AppRole role id from the spec.
     pub role_id: Option<String>,
+    /// A file holding the AppRole role id.
     pub role_id_file: Option<PathBuf>,
+    /// A file holding the AppRole secret id.
     pub secret_id_file: Option<PathBuf>,
+    /// CA, client certificate and the system's trust store.
     pub tls: Tls,
+    /// Requests in flight at once.
     pub concurrency: usize,
     /// The run's environment, for the credentials a login reads (VAULT_TOKEN, AppRole ids,
     /// the CI's OIDC token).
