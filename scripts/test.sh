@@ -28,6 +28,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --locked
 
+# These two set the process environment, so each runs alone (see their module docs).
+for contract in contract_vault::vault_source_passes_the_contract contract_aws::aws_source_passes_the_contract; do
+  step "cargo test: $contract, on its own"
+  cargo test --locked --test integration -- --ignored --exact "$contract"
+done
+
 step "the CircleCI orb and the CI configurations (scripts/test-orb.sh)"
 scripts/test-orb.sh
 

@@ -4,13 +4,11 @@
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::Test;
-use support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
+use crate::support::Test;
+use crate::support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();

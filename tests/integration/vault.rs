@@ -5,14 +5,12 @@
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
+use crate::support::{Test, ran_marker};
 use serde_json::json;
-use support::fault_proxy::{Fault, FaultProxy, Rule};
-use support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
-use support::{Test, ran_marker};
 
 const PASSWORD: &str = "vault-pw-7c1e9a3b55";
 const API_KEY: &str = "vault-key-0d4f2b8e61";
@@ -388,7 +386,7 @@ fn proxy_for(bao: &OpenBao) -> FaultProxy {
 }
 
 /// A run reading secret/app#password through `proxy`; its command checks the value itself.
-fn read_password_through(proxy: &FaultProxy, bao: &OpenBao) -> support::Output {
+fn read_password_through(proxy: &FaultProxy, bao: &OpenBao) -> crate::support::Output {
     Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)

@@ -4,15 +4,15 @@
 
 #![cfg(all(feature = "vault", feature = "aws"))]
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::moto::Moto;
+use crate::support::openbao::{
+    OpenBao, Signer, bao, bitbucket_claims, circleci_claims, configure_jwt,
+};
+use crate::support::{Output, Test, ran_marker};
 use serde_json::{Value, json};
-use support::moto::Moto;
-use support::openbao::{OpenBao, Signer, bao, bitbucket_claims, circleci_claims, configure_jwt};
-use support::{Output, Test, ran_marker};
 
 const PASSWORD: &str = "compliance-pw-4f1c9e2a77";
 const OTHER: &str = "not-granted-9b3e1d0c55";

@@ -3,11 +3,9 @@
 //! as working directory, the pipes' shared storage folder. (The container image itself is
 //! tested by scripts/test-pipe.sh with podman.)
 
-mod support;
-
 use std::path::Path;
 
-use support::{AgeKey, Test, ran_marker};
+use crate::support::{AgeKey, Test, ran_marker};
 
 const TOKEN: &str = "pipe-token-3c9e1f7a20";
 const DB: &str = "pipe-db-pw-8d2b6e4f13";

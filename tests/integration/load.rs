@@ -6,16 +6,14 @@
 
 #![cfg(all(feature = "vault", feature = "aws"))]
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::Test;
+use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::moto::Moto;
+use crate::support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
 use serde_json::json;
-use support::Test;
-use support::fault_proxy::{Fault, FaultProxy, Rule};
-use support::moto::Moto;
-use support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
 
 const VAULT_PW: &str = "load-vault-pw-5e1d7c9a";
 const AWS_KEY: &str = "load-aws-key-3b8f2e60";

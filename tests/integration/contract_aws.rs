@@ -1,18 +1,21 @@
 //! The AWS source against the shared source contract, on a real moto server.
 //!
-//! The source reads its endpoint and credentials from the process environment, as it does in
-//! a CI job. This binary holds this one test only, so setting the environment once, before
-//! anything else runs, is safe.
+//! The source reads its settings from the process environment, as it does in a CI job, so this
+//! test sets the environment, which is only sound with no other thread running: in the shared
+//! test binary it is ignored, and scripts/test.sh runs it on its own:
+//!
+//!     cargo test --test integration -- --ignored --exact contract_aws::aws_source_passes_the_contract
+//!
+//! TODO(env): the library will take an explicit environment snapshot; then this test passes
+//! one and runs with the others.
 
 #![cfg(feature = "aws")]
 
-mod support;
-
+use crate::support::contract;
+use crate::support::moto::{Moto, SecretsApi};
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::aws::AwsSource;
 use stepsecret::spec::AwsSettings;
-use support::contract;
-use support::moto::{Moto, SecretsApi};
 
 struct AwsFixture {
     api: SecretsApi,
@@ -48,9 +51,11 @@ impl contract::Fixture for AwsFixture {
 }
 
 #[test]
+#[ignore = "TODO(env): converted to an explicit Env when the library takes one"]
 fn aws_source_passes_the_contract() {
     let moto = Moto::start();
-    // SAFETY: the only test in this binary; no other thread reads the environment yet.
+    // SAFETY: ignored in the shared binary and run alone (`--ignored --exact`, see the module
+    // doc): no other thread reads or writes the environment.
     unsafe {
         for var in ["AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"] {
             std::env::remove_var(var);

@@ -273,7 +273,8 @@ fn created(name: &str, out: &Value) -> Created {
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
 /// CLI (`scripts/deps/aws.sh` installs it).
 pub struct TestCa {
-    pub dir: tempfile::TempDir,
+    /// Holds the files below; they are deleted with it.
+    _dir: tempfile::TempDir,
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -344,7 +345,7 @@ impl TestCa {
             ca: path("ca.pem"),
             cert: path("server.pem"),
             key: path("server.key"),
-            dir,
+            _dir: dir,
         }
     }
 }

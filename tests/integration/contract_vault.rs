@@ -1,21 +1,24 @@
 //! The Vault source against the shared source contract, on a real OpenBao server (KV v2).
 //!
-//! The source reads its address and token from the process environment, as it does in a CI
-//! job. This binary holds this one test only, so setting the environment once, before anything
-//! else runs, is safe.
+//! The source reads its settings from the process environment, as it does in a CI job, so this
+//! test sets the environment, which is only sound with no other thread running: in the shared
+//! test binary it is ignored, and scripts/test.sh runs it on its own:
+//!
+//!     cargo test --test integration -- --ignored --exact contract_vault::vault_source_passes_the_contract
+//!
+//! TODO(env): the library will take an explicit environment snapshot; then this test passes
+//! one and runs with the others.
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::contract;
+use crate::support::openbao::OpenBao;
 use serde_json::{Map, Value};
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::vault::VaultSource;
 use stepsecret::spec::VaultSettings;
-use support::contract;
-use support::openbao::OpenBao;
 
 struct VaultFixture<'a> {
     bao: &'a OpenBao,
@@ -45,9 +48,11 @@ impl contract::Fixture for VaultFixture<'_> {
 }
 
 #[test]
+#[ignore = "TODO(env): converted to an explicit Env when the library takes one"]
 fn vault_source_passes_the_contract() {
     let bao = OpenBao::start();
-    // SAFETY: the only test in this binary; no other thread reads the environment yet.
+    // SAFETY: ignored in the shared binary and run alone (`--ignored --exact`, see the module
+    // doc): no other thread reads or writes the environment.
     unsafe {
         for var in [
             "CIRCLE_OIDC_TOKEN",

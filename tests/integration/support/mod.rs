@@ -1,6 +1,5 @@
 //! Shared test support: a small builder that runs the real binary in a temp directory with a
 //! clean environment, and helpers for age keys and sealed files.
-#![allow(dead_code)]
 
 pub mod aws_proxy;
 pub mod contract;

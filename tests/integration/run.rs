@@ -1,15 +1,13 @@
 //! The run contract, through the real binary on the age backend: exit codes, signals, file
 //! secrets, fail-closed errors, the command's environment and real-time masking.
 
-mod support;
-
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{AgeKey, Test, ran_marker};
+use crate::support::{AgeKey, Test, ran_marker};
 
 const TOKEN: &str = "tok-7f3a9c2e1b5d";
 const PASSWORD: &str = "correct horse battery staple";

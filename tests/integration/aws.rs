@@ -8,16 +8,14 @@
 
 #![cfg(feature = "aws")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::aws_proxy::{AwsProxy, Fault, Rule};
+use crate::support::moto::{Moto, SecretsApi, TestCa};
+use crate::support::{Output, Test, ran_marker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::aws_proxy::{AwsProxy, Fault, Rule};
-use support::moto::{Moto, SecretsApi, TestCa};
-use support::{Output, Test, ran_marker};
 
 const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";

@@ -1,13 +1,11 @@
 //! What a SIGKILL of stepsecret itself leaves behind: no file secrets (the guardian removes
 //! them) and no running command (it gets the parent-death signal).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{AgeKey, Test};
+use crate::support::{AgeKey, Test};
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
