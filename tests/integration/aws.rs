@@ -1,5 +1,5 @@
 //! The aws-sm:// source end to end: the real binary, a real moto server, and the logging proxy
-//! between them (tests/support/aws_proxy.rs), which counts calls, keeps what was sent to STS,
+//! between them (tests/integration/support/proxy.rs), which counts calls, keeps what was sent to STS,
 //! and, where a test says so, answers in moto's place (access denied, throttling, 5xx).
 //!
 //! Every test asserts that no secret value (and no OIDC token) appears in stepsecret's output,
@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::aws_proxy::{AwsProxy, Fault, Rule};
 use crate::support::moto::{Moto, SecretsApi, TestCa};
+use crate::support::proxy::aws::{AwsProxy, Fault, Rule};
 use crate::support::{Output, Test, ran_marker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
+use crate::support::proxy::faults::{Fault, FaultProxy, Rule};
 use crate::support::{Test, ran_marker};
 use serde_json::json;
 
@@ -382,7 +382,7 @@ fn a_server_that_is_down_fails_closed_at_the_deadline() {
 
 /// The fault proxy in front of `bao`.
 fn proxy_for(bao: &OpenBao) -> FaultProxy {
-    FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap())
+    FaultProxy::start(bao.port)
 }
 
 /// A run reading secret/app#password through `proxy`; its command checks the value itself.

@@ -1,11 +1,10 @@
 //! Shared test support: a small builder that runs the real binary in a temp directory with a
 //! clean environment, and helpers for age keys and sealed files.
 
-pub mod aws_proxy;
 pub mod contract;
-pub mod fault_proxy;
 pub mod moto;
 pub mod openbao;
+pub mod proxy;
 
 use std::ffi::OsString;
 use std::io::Write;
