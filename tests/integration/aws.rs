@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::moto::{Moto, SecretsApi, TestCa};
 use crate::support::proxy::aws::{AwsProxy, Fault, Rule};
-use crate::support::{Output, Test, ran_marker};
+use crate::support::{Output, Test, free_port, ran_marker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -708,11 +708,7 @@ fn a_role_without_a_ci_token_says_what_is_missing() {
     aws.api().create("ci/y", &unique("y"));
     // No credentials anywhere: the default chain ends at EC2 metadata, pointed at a closed
     // loopback port, so it fails at once and nothing leaves the machine.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port(1);
     let t = aws.bare().env("AWS_ROLE_ARN", ROLE).env(
         "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         format!("http://127.0.0.1:{closed}/"),
@@ -852,11 +848,7 @@ fn references_are_grouped_per_region() {
 #[test]
 fn an_unreachable_endpoint_is_exit_69() {
     let aws = Aws::start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port(1);
     let t = aws
         .test()
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}"));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
 use crate::support::proxy::faults::{Fault, FaultProxy, Rule};
-use crate::support::{Test, ran_marker};
+use crate::support::{Test, free_port, ran_marker};
 use serde_json::json;
 
 const PASSWORD: &str = "vault-pw-7c1e9a3b55";
@@ -347,11 +347,7 @@ fn missing_path_and_missing_key_fail_closed_naming_the_variable() {
 
 #[test]
 fn a_server_that_is_down_fails_closed_at_the_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port(1);
     let test = Test::new()
         .env("VAULT_ADDR", format!("http://127.0.0.1:{port}"))
         .env("VAULT_TOKEN", "s.whatever");

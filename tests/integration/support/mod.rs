@@ -8,6 +8,7 @@ pub mod proxy;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -204,6 +205,22 @@ impl AgeKey {
         w.write_all(plaintext).unwrap();
         w.finish().unwrap().finish().unwrap();
         out
+    }
+}
+
+/// A loopback port P such that P..P+count are all free now (OpenBao's dev mode binds P and
+/// P+1), for a server to bind, or, left unbound, for a client to find closed. Another process
+/// may take it before the server binds it: launchers retry on another port.
+pub fn free_port(count: u16) -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = first.local_addr().unwrap().port();
+        let rest: Option<Vec<TcpListener>> = (1..count)
+            .map(|i| TcpListener::bind(("127.0.0.1", port.checked_add(i)?)).ok())
+            .collect();
+        if rest.is_some() {
+            return port;
+        }
     }
 }
 

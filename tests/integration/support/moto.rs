@@ -8,7 +8,6 @@
 //! `scripts/deps/aws.sh` leaves at ~/.cache/stepsecret/bin/moto_server.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -59,7 +58,7 @@ impl Moto {
     fn launch(tls: Option<&TestCa>) -> Moto {
         let program = moto_server();
         for _ in 0..5 {
-            let port = free_port();
+            let port = super::free_port(1);
             let mut args = vec![
                 "-H".to_string(),
                 "127.0.0.1".into(),
@@ -140,13 +139,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// The `Authorization` header moto wants: any signature, as long as the credential scope names

@@ -6,7 +6,6 @@
 //! `secret/`. `bao` is found through STEPSECRET_BAO, then the link `scripts/deps/vault.sh`
 //! leaves at ~/.cache/stepsecret/bin/bao, then PATH.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,7 +51,7 @@ impl OpenBao {
     fn launch(extra: &[String], ready: impl Fn(u16) -> bool) -> OpenBao {
         let program = bao();
         for _ in 0..10 {
-            let port = free_pair();
+            let port = super::free_port(2);
             let child = Command::new(&program)
                 .args(["server", "-dev", "-dev-root-token-id=root"])
                 .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -244,17 +243,6 @@ fn health(port: u16) -> bool {
         .get(&format!("http://127.0.0.1:{port}/v1/sys/health"))
         .call()
         .is_ok_and(|r| r.status() == 200)
-}
-
-/// A port P such that P and P+1 are both free now.
-fn free_pair() -> u16 {
-    loop {
-        let first = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// An RSA key that signs test OIDC tokens (RS256), made with the openssl CLI.
