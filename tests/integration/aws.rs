@@ -62,6 +62,7 @@ impl Aws {
             .env("AWS_SECRET_ACCESS_KEY", "static-secret-access-key")
     }
 
+    #[track_caller]
     fn assert_no_imds(&self) {
         assert_eq!(self.proxy.count("IMDS"), 0, "EC2 metadata was probed");
     }
@@ -545,6 +546,7 @@ fn a_storm_past_the_deadline_gives_up_with_75() {
 }
 
 /// Checks the one AssumeRoleWithWebIdentity call and returns its form.
+#[track_caller]
 fn assert_assumed(aws: &Aws, token: &str, session: &str, duration: &str) {
     let sts = aws.proxy.calls_to("AssumeRoleWithWebIdentity");
     assert_eq!(sts.len(), 1, "one AssumeRoleWithWebIdentity");

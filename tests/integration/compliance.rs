@@ -46,6 +46,7 @@ fn path_with_bao() -> String {
 
 /// Generates the Vault policy for `flags` and applies it with the bao CLI, as a user would
 /// (`stepsecret policy ... | sh`).
+#[track_caller]
 fn apply_vault_policy(bao: &OpenBao, flags: &[&str]) -> String {
     let test = Test::new().file("stepsecret.toml", SPEC);
     let mut args = vec!["policy", "--for", "vault"];

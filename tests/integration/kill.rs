@@ -3,17 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{AgeKey, Test};
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::support::{AgeKey, Test, wait_for};
 
 /// Whether `pid` is a live process (not gone, not a zombie awaiting its reaper).
 fn alive(pid: i32) -> bool {

@@ -39,6 +39,7 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+#[track_caller]
 fn assert_no_plain_secret_under(dir: &Path) {
     for file in files_under(dir) {
         let bytes = std::fs::read(&file).unwrap();

@@ -105,6 +105,7 @@ fn file_secrets_are_private_and_removed_after_a_normal_exit_and_a_crash() {
 }
 
 /// Starts a long-running command and waits until it has written `ready` in the test dir.
+#[track_caller]
 fn start_and_wait(t: &Test, script: &str) -> std::process::Child {
     let child = t
         .command()
@@ -126,6 +127,7 @@ fn start_and_wait(t: &Test, script: &str) -> std::process::Child {
     child
 }
 
+#[track_caller]
 fn signal(child: &std::process::Child, signal: i32) {
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
@@ -328,6 +330,7 @@ fn expansion_makes_one_variable_per_key() {
 
 // ---- Fail closed: a clear message, the documented code, and no child. ----
 
+#[track_caller]
 fn fails_closed(t: Test, extra: &[&str], code: i32, message: &str) {
     let (marker, script) = ran_marker(&t);
     let mut args: Vec<&str> = vec!["run"];

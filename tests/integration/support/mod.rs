@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
 
@@ -121,21 +122,25 @@ impl Test {
 
 impl Output {
     /// Asserts the exit code, printing everything on failure.
+    #[track_caller]
     pub fn code(&self, expected: i32) -> &Output {
         assert_eq!(self.code, Some(expected), "unexpected exit code\n{self:#?}");
         self
     }
 
+    #[track_caller]
     pub fn stdout_is(&self, expected: &str) -> &Output {
         assert_eq!(self.stdout, expected, "stdout\n{self:#?}");
         self
     }
 
+    #[track_caller]
     pub fn stderr_is(&self, expected: &str) -> &Output {
         assert_eq!(self.stderr, expected, "stderr\n{self:#?}");
         self
     }
 
+    #[track_caller]
     pub fn stderr_contains(&self, needle: &str) -> &Output {
         assert!(
             self.stderr.contains(needle),
@@ -145,6 +150,7 @@ impl Output {
     }
 
     /// Asserts that stdout contains each of `needles`.
+    #[track_caller]
     pub fn stdout_contains_all(&self, needles: &[&str]) -> &Output {
         for needle in needles {
             assert!(
@@ -156,6 +162,7 @@ impl Output {
     }
 
     /// Asserts that none of `values` appears in stdout or stderr.
+    #[track_caller]
     pub fn leaks_none(&self, values: &[&str]) -> &Output {
         for v in values {
             assert!(
@@ -221,6 +228,16 @@ pub fn free_port(count: u16) -> u16 {
         if rest.is_some() {
             return port;
         }
+    }
+}
+
+/// Polls `done` every 10 ms until it holds; fails the test after `limit`.
+#[track_caller]
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
