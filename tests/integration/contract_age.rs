@@ -1,5 +1,7 @@
 //! The age source against the shared source contract.
 
+#![cfg(feature = "age-source")]
+
 use std::path::PathBuf;
 
 use crate::support::{AgeKey, contract};

@@ -1,14 +1,17 @@
 //! Shared test support: a small builder that runs the real binary in a temp directory with a
 //! clean environment, and helpers for age keys and sealed files.
 
+#[cfg(any(feature = "age-source", feature = "vault", feature = "aws"))]
 pub mod contract;
+#[cfg(feature = "aws")]
 pub mod moto;
+#[cfg(feature = "vault")]
 pub mod openbao;
+#[cfg(any(feature = "vault", feature = "aws"))]
 pub mod proxy;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -215,10 +218,13 @@ impl AgeKey {
     }
 }
 
-/// A loopback port P such that P..P+count are all free now (OpenBao's dev mode binds P and
-/// P+1), for a server to bind, or, left unbound, for a client to find closed. Another process
+/// A loopback port P such that the `count` ports from P on are all free now (OpenBao's dev mode
+/// binds P and P+1), for a server to bind, or, left unbound, for a client to find closed. Another process
 /// may take it before the server binds it: launchers retry on another port.
+#[cfg(any(feature = "vault", feature = "aws"))]
 pub fn free_port(count: u16) -> u16 {
+    use std::net::TcpListener;
+
     loop {
         let first = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
         let port = first.local_addr().unwrap().port();

@@ -254,6 +254,7 @@ fn read_message(reader: &mut impl BufRead, response: bool) -> Option<Message> {
 /// Faults for any HTTP server (OpenBao, moto): statuses, drops, cut answers, latency, chosen by
 /// path; every request is counted. Each answer closes the client's connection, as the servers
 /// behind it do when asked to.
+#[cfg(feature = "vault")]
 pub mod faults {
     use std::time::Duration;
 
@@ -411,6 +412,7 @@ pub mod faults {
 ///   (operation `IMDS`) instead of leaving the machine, and tests assert there is none.
 ///
 /// Client connections are kept alive, as AWS's are.
+#[cfg(feature = "aws")]
 pub mod aws {
     use std::collections::BTreeMap;
     use std::time::Instant;
