@@ -23,6 +23,8 @@ log() { printf 'bench-aws: %s\n' "$*" >&2; }
 # --- tools ------------------------------------------------------------------------------------
 # shellcheck source=scripts/lib/peers.sh
 . scripts/lib/peers.sh
+# shellcheck source=scripts/lib/moto.sh
+. scripts/lib/moto.sh
 peers_hyperfine
 moto=$(scripts/deps/aws.sh)
 peers_awscli
@@ -37,12 +39,9 @@ bin="$PWD/target/release/stepsecret"
 
 # --- moto with 50 JSON secrets ----------------------------------------------------------------
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto_pid=$!
-trap 'kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-url="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -s -o /dev/null "$url/moto-api/" && break; sleep 0.1; done
+trap 'moto_stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+moto_start "$moto" "$work" || exit 1
+url=$MOTO_URL
 
 auth="AWS4-HMAC-SHA256 Credential=AKIDBENCH/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
 sm() { # operation, json body

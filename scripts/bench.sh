@@ -45,6 +45,8 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 . scripts/lib/peers.sh
 # shellcheck source=scripts/lib/openbao.sh
 . scripts/lib/openbao.sh
+# shellcheck source=scripts/lib/moto.sh
+. scripts/lib/moto.sh
 peers_hyperfine
 bao=$(scripts/deps/vault.sh)
 moto=$(scripts/deps/aws.sh)
@@ -58,10 +60,10 @@ true_bin=$(type -P true)
 work=$(mktemp -d)
 res="$work/results"
 mkdir -p "$res"
-BAO_PID="" moto_pid=""
+BAO_PID="" MOTO_PID=""
 cleanup() {
     [ -z "$BAO_PID" ] || { kill "$BAO_PID" 2>/dev/null; wait "$BAO_PID" 2>/dev/null || true; }
-    [ -z "$moto_pid" ] || { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true; }
+    moto_stop
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -201,11 +203,8 @@ wait "$BAO_PID" 2>/dev/null || true
 BAO_PID=""
 
 # --- moto: MAX JSON secrets -------------------------------------------------------------------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto_pid=$!
-url="http://127.0.0.1:$port"
-for _ in $(seq 200); do curl -s -o /dev/null "$url/moto-api/" && break; sleep 0.1; done
+moto_start "$moto" "$work" || exit 1
+url=$MOTO_URL
 version moto "moto $("$(dirname "$(readlink -f "$moto")")/python3" -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?')"
 auth="AWS4-HMAC-SHA256 Credential=AKIDBENCH/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
 log "moto at $url: writing $MAX secrets"
@@ -292,9 +291,7 @@ if [ -z "$aws_cli_missing" ]; then
 else
     skip a-cliloop "$aws_cli_missing"
 fi
-kill "$moto_pid" 2>/dev/null || true
-wait "$moto_pid" 2>/dev/null || true
-moto_pid=""
+moto_stop
 
 # --- The redactor: 100 secrets ----------------------------------------------------------------
 log "redactor: a $MB MiB log, 100 secrets"

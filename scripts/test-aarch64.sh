@@ -8,15 +8,8 @@
 # shellcheck disable=SC2016
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-passed=0 failed=0
-check() { # description, command...
-    local what=$1; shift
-    if "$@" >/tmp/test-aarch64-last.log 2>&1; then
-        passed=$((passed + 1)); printf 'ok    %s\n' "$what"
-    else
-        failed=$((failed + 1)); printf 'FAIL  %s\n' "$what"; sed 's/^/      /' /tmp/test-aarch64-last.log | tail -10
-    fi
-}
+# shellcheck source=scripts/lib/check.sh
+. scripts/lib/check.sh
 
 command -v qemu-aarch64-static >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
@@ -37,5 +30,4 @@ code=$?
 check "a missing key fails closed (69) and the command never runs" \
     sh -c "test $code = 69 && test ! -e /tmp/test-aarch64-ran && grep -q 'X (age://' /tmp/test-aarch64-err"
 check "check --format json" sh -c "'${qemu[0]}' '$bin' check --spec examples/demo/stepsecret.toml --format json | grep -q '\"ok\": true'"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

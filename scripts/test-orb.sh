@@ -21,32 +21,18 @@ cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 started=$(date +%s)
 
-passed=0
-failed=0
-skipped=0
+CHECK_INDENT='  '
+# shellcheck source=scripts/lib/check.sh
+. scripts/lib/check.sh
 section() { printf '\n== %s\n' "$*"; }
-pass() { passed=$((passed + 1)); printf '  ok    %s\n' "$*"; }
-fail() { failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
-skip() { skipped=$((skipped + 1)); printf '  SKIP  %s\n' "$*"; }
-# check DESCRIPTION CMD...: CMD's success is the check; its output is shown on failure.
-check() {
-    local desc=$1
-    shift
-    if "$@" >"$tmp/check.log" 2>&1; then
-        pass "$desc"
-    else
-        fail "$desc"
-        sed 's/^/        | /' "$tmp/check.log" | tail -n 25
-    fi
-}
 # Counts the PASS/FAIL lines a helper prints (fed by < <(...), not a pipe: a pipe's subshell
 # would lose the counts).
 tally() {
     local line
     while IFS= read -r line; do
         case $line in
-            PASS\ *) pass "${line#PASS }" ;;
-            FAIL\ *) fail "${line#FAIL }" ;;
+            PASS\ *) ok "${line#PASS }" ;;
+            FAIL\ *) bad "${line#FAIL }" ;;
             *) printf '        | %s\n' "$line" ;;
         esac
     done
@@ -432,7 +418,5 @@ vault_oidc_e2e
 
 # ---------------------------------------------------------------- summary
 printf '\n'
-if [ "$skipped" -gt 0 ]; then printf '%s skipped (see SKIP lines above)\n' "$skipped"; fi
 printf 'test-orb.sh took %ss\n' "$(($(date +%s) - started))"
-printf '%s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+check_summary

@@ -15,19 +15,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 PATH="$HOME/.cache/stepsecret/bin:$PATH"
-passed=0 failed=0 skipped=0
-ok() { passed=$((passed + 1)); printf 'ok    %s\n' "$*"; }
-bad() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
-skip() { skipped=$((skipped + 1)); printf 'SKIP  %s\n' "$*"; }
-check() { # description, command...
-    local what=$1; shift
-    if "$@" >/tmp/test-pipe-last.log 2>&1; then ok "$what"; else bad "$what"; sed 's/^/      /' /tmp/test-pipe-last.log | tail -15; fi
-}
+# shellcheck source=scripts/lib/check.sh
+. scripts/lib/check.sh
 finish() {
     echo
     echo "pipe: $passed passed, $failed failed, $skipped skipped"
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
+    check_summary
     exit $?
 }
 

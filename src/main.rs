@@ -1,3 +1,7 @@
+//! The `stepsecret` command: parses what the user typed, captures the environment once, runs
+//! the subcommand, and maps its outcome to the process exit code. Everything else is the
+//! library.
+
 use std::process::ExitCode;
 
 use clap::Parser;

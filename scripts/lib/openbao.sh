@@ -3,20 +3,14 @@
 # call its API as root, configure JWT auth trusting a local RSA key, and sign OIDC tokens.
 # Source it; it defines functions only. Needs python3, curl, openssl and `bao` (deps/vault.sh).
 
+# shellcheck source=scripts/lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+
 # bao_start BAO WORKDIR: starts `bao server -dev` (root token "root") on a free port P with P+1
 # also free (dev mode binds both); sets BAO_PID and VAULT_ADDR, and waits until it answers.
 bao_start() {
     local bao=$1 work=$2 port
-    port=$(python3 -c '
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-')
+    port=$(free_port 2) || return 1
     "$bao" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" >"$work/bao.log" 2>&1 &
     BAO_PID=$!
     VAULT_ADDR="http://127.0.0.1:$port"

@@ -128,7 +128,15 @@ fn windows_of(secret: &[u8]) -> Vec<&[u8]> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // Past failures are replayed from redact_property.proptest-regressions, next to this file.
+    // (proptest's default would look in tests/proptest-regressions/, since main.rs sits here.)
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn streamed_output_never_leaks_and_matches_the_whole_buffer_reference(

@@ -13,7 +13,7 @@ use stepsecret::secret::Selected;
 use stepsecret::sources::{FetchContext, SecretSource};
 
 /// A backend under test.
-pub trait Fixture {
+pub(crate) trait Fixture {
     /// Stores one secret whose value is a JSON object of these string fields, and returns a
     /// reference to it without `#key` (e.g. `vault://secret/contract/a`).
     fn put(&mut self, name: &str, fields: &[(&str, &str)]) -> String;
@@ -38,7 +38,7 @@ fn one(selected: Selected) -> Vec<u8> {
 }
 
 /// Runs the whole contract against a fixture.
-pub fn check(fixture: &mut impl Fixture) {
+pub(crate) fn check(fixture: &mut impl Fixture) {
     // 25 secrets, each with a unique password, fetched in ONE batch with a missing one in the
     // middle: results come back in order, each from the right secret.
     let mut refs = Vec::new();

@@ -1,22 +1,25 @@
 //! Shared test support: a small builder that runs the real binary in a temp directory with a
 //! clean environment, and helpers for age keys and sealed files.
-#![allow(dead_code)]
 
-pub mod aws_proxy;
-pub mod contract;
-pub mod fault_proxy;
-pub mod moto;
-pub mod openbao;
+#[cfg(any(feature = "age-source", feature = "vault", feature = "aws"))]
+pub(crate) mod contract;
+#[cfg(feature = "aws")]
+pub(crate) mod moto;
+#[cfg(feature = "vault")]
+pub(crate) mod openbao;
+#[cfg(any(feature = "vault", feature = "aws"))]
+pub(crate) mod proxy;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
 
 /// The binary under test: STEPSECRET_TEST_BIN (e.g. the static release build) or Cargo's.
-pub fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     std::env::var_os("STEPSECRET_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepsecret")))
@@ -24,7 +27,7 @@ pub fn binary() -> PathBuf {
 
 /// One invocation of stepsecret: a temp dir as working directory, only PATH and HOME set
 /// unless the test adds more, optional stdin.
-pub struct Test {
+pub(crate) struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
@@ -33,14 +36,14 @@ pub struct Test {
 
 /// What an invocation did.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Test {
-    pub fn new() -> Test {
+    pub(crate) fn new() -> Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
@@ -49,11 +52,11 @@ impl Test {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Test
+    pub(crate) fn args<I, S>(mut self, args: I) -> Test
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -62,18 +65,18 @@ impl Test {
         self
     }
 
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Test {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Test {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Test {
+    pub(crate) fn stdin(mut self, input: impl Into<Vec<u8>>) -> Test {
         self.stdin = Some(input.into());
         self
     }
 
     /// Writes a file relative to the temp dir (creating folders).
-    pub fn file(self, relative: &str, content: impl AsRef<[u8]>) -> Test {
+    pub(crate) fn file(self, relative: &str, content: impl AsRef<[u8]>) -> Test {
         let path = self.dir.path().join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
@@ -81,7 +84,7 @@ impl Test {
     }
 
     /// The command, ready to spawn (for tests that need the child handle).
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(binary());
         cmd.args(&self.args)
             .current_dir(self.dir.path())
@@ -94,7 +97,7 @@ impl Test {
         cmd
     }
 
-    pub fn run(&self) -> Output {
+    pub(crate) fn run(&self) -> Output {
         let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -122,22 +125,26 @@ impl Test {
 
 impl Output {
     /// Asserts the exit code, printing everything on failure.
-    pub fn code(&self, expected: i32) -> &Output {
+    #[track_caller]
+    pub(crate) fn code(&self, expected: i32) -> &Output {
         assert_eq!(self.code, Some(expected), "unexpected exit code\n{self:#?}");
         self
     }
 
-    pub fn stdout_is(&self, expected: &str) -> &Output {
+    #[track_caller]
+    pub(crate) fn stdout_is(&self, expected: &str) -> &Output {
         assert_eq!(self.stdout, expected, "stdout\n{self:#?}");
         self
     }
 
-    pub fn stderr_is(&self, expected: &str) -> &Output {
+    #[track_caller]
+    pub(crate) fn stderr_is(&self, expected: &str) -> &Output {
         assert_eq!(self.stderr, expected, "stderr\n{self:#?}");
         self
     }
 
-    pub fn stderr_contains(&self, needle: &str) -> &Output {
+    #[track_caller]
+    pub(crate) fn stderr_contains(&self, needle: &str) -> &Output {
         assert!(
             self.stderr.contains(needle),
             "stderr lacks {needle:?}\n{self:#?}"
@@ -146,7 +153,8 @@ impl Output {
     }
 
     /// Asserts that stdout contains each of `needles`.
-    pub fn stdout_contains_all(&self, needles: &[&str]) -> &Output {
+    #[track_caller]
+    pub(crate) fn stdout_contains_all(&self, needles: &[&str]) -> &Output {
         for needle in needles {
             assert!(
                 self.stdout.contains(needle),
@@ -157,7 +165,8 @@ impl Output {
     }
 
     /// Asserts that none of `values` appears in stdout or stderr.
-    pub fn leaks_none(&self, values: &[&str]) -> &Output {
+    #[track_caller]
+    pub(crate) fn leaks_none(&self, values: &[&str]) -> &Output {
         for v in values {
             assert!(
                 !self.stdout.contains(v) && !self.stderr.contains(v),
@@ -169,28 +178,28 @@ impl Output {
 }
 
 /// An age key pair for tests.
-pub struct AgeKey {
+pub(crate) struct AgeKey {
     pub identity: age::x25519::Identity,
 }
 
 impl AgeKey {
-    pub fn generate() -> AgeKey {
+    pub(crate) fn generate() -> AgeKey {
         AgeKey {
             identity: age::x25519::Identity::generate(),
         }
     }
 
     /// The identity as STEPSECRET_AGE_IDENTITY text.
-    pub fn secret(&self) -> String {
+    pub(crate) fn secret(&self) -> String {
         self.identity.to_string().expose_secret().to_string()
     }
 
-    pub fn recipient(&self) -> String {
+    pub(crate) fn recipient(&self) -> String {
         self.identity.to_public().to_string()
     }
 
     /// Encrypts `plaintext` to this key, binary or armored.
-    pub fn seal(&self, plaintext: &[u8], armor: bool) -> Vec<u8> {
+    pub(crate) fn seal(&self, plaintext: &[u8], armor: bool) -> Vec<u8> {
         let recipient = self.identity.to_public();
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
@@ -209,8 +218,37 @@ impl AgeKey {
     }
 }
 
+/// A loopback port P such that the `count` ports from P on are all free now (OpenBao's dev mode
+/// binds P and P+1), for a server to bind, or, left unbound, for a client to find closed. Another process
+/// may take it before the server binds it: launchers retry on another port.
+#[cfg(any(feature = "vault", feature = "aws"))]
+pub(crate) fn free_port(count: u16) -> u16 {
+    use std::net::TcpListener;
+
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = first.local_addr().unwrap().port();
+        let rest: Option<Vec<TcpListener>> = (1..count)
+            .map(|i| TcpListener::bind(("127.0.0.1", port.checked_add(i)?)).ok())
+            .collect();
+        if rest.is_some() {
+            return port;
+        }
+    }
+}
+
+/// Polls `done` every 10 ms until it holds; fails the test after `limit`.
+#[track_caller]
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A marker file path the child creates when (and only when) it runs.
-pub fn ran_marker(test: &Test) -> (PathBuf, String) {
+pub(crate) fn ran_marker(test: &Test) -> (PathBuf, String) {
     let marker = test.path().join("child-ran");
     let script = format!("touch '{}'", marker.display());
     (marker, script)

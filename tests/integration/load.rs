@@ -6,16 +6,14 @@
 
 #![cfg(all(feature = "vault", feature = "aws"))]
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::Test;
+use crate::support::moto::Moto;
+use crate::support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
+use crate::support::proxy::faults::{Fault, FaultProxy, Rule};
 use serde_json::json;
-use support::Test;
-use support::fault_proxy::{Fault, FaultProxy, Rule};
-use support::moto::Moto;
-use support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
 
 const VAULT_PW: &str = "load-vault-pw-5e1d7c9a";
 const AWS_KEY: &str = "load-aws-key-3b8f2e60";
@@ -53,8 +51,8 @@ fn two_hundred_concurrent_runs_through_faults_deliver_or_fail_closed_and_leave_n
     let moto = Moto::start();
     moto.secrets("us-east-1")
         .create("load/app", &json!({ "key": AWS_KEY }).to_string());
-    let vault_proxy = FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap());
-    let aws_proxy = FaultProxy::start(format!("127.0.0.1:{}", moto.port).parse().unwrap());
+    let vault_proxy = FaultProxy::start(bao.port);
+    let aws_proxy = FaultProxy::start(moto.port);
     if std::env::var_os("STEPSECRET_LOAD_NO_FAULTS").is_none() {
         faults(&vault_proxy);
         faults(&aws_proxy);

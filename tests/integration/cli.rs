@@ -1,8 +1,6 @@
 //! `check`, `redact`, `seal`, `--version` and `--help` through the real binary.
 
-mod support;
-
-use support::{AgeKey, Test};
+use crate::support::{AgeKey, Test};
 
 const TOKEN: &str = "chk-5e8d1a7c3f";
 
@@ -115,7 +113,7 @@ fn seal_validates_and_never_overwrites() {
 
     let dir = t.path().to_path_buf();
     let seal = |args: &[&str]| {
-        std::process::Command::new(support::binary())
+        std::process::Command::new(crate::support::binary())
             .current_dir(&dir)
             .args(["seal", "-r", &recipient])
             .args(args)

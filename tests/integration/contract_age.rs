@@ -1,12 +1,12 @@
 //! The age source against the shared source contract.
 
-mod support;
+#![cfg(feature = "age-source")]
 
 use std::path::PathBuf;
 
+use crate::support::{AgeKey, contract};
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::age::AgeSource;
-use support::{AgeKey, contract};
 
 struct AgeFixture {
     dir: tempfile::TempDir,

@@ -4,15 +4,15 @@
 
 #![cfg(all(feature = "vault", feature = "aws"))]
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::moto::Moto;
+use crate::support::openbao::{
+    OpenBao, Signer, bao, bitbucket_claims, circleci_claims, configure_jwt,
+};
+use crate::support::{Output, Test, ran_marker};
 use serde_json::{Value, json};
-use support::moto::Moto;
-use support::openbao::{OpenBao, Signer, bao, bitbucket_claims, circleci_claims, configure_jwt};
-use support::{Output, Test, ran_marker};
 
 const PASSWORD: &str = "compliance-pw-4f1c9e2a77";
 const OTHER: &str = "not-granted-9b3e1d0c55";
@@ -46,6 +46,7 @@ fn path_with_bao() -> String {
 
 /// Generates the Vault policy for `flags` and applies it with the bao CLI, as a user would
 /// (`stepsecret policy ... | sh`).
+#[track_caller]
 fn apply_vault_policy(bao: &OpenBao, flags: &[&str]) -> String {
     let test = Test::new().file("stepsecret.toml", SPEC);
     let mut args = vec!["policy", "--for", "vault"];

@@ -1,21 +1,11 @@
 //! What a SIGKILL of stepsecret itself leaves behind: no file secrets (the guardian removes
 //! them) and no running command (it gets the parent-death signal).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{AgeKey, Test};
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::support::{AgeKey, Test, wait_for};
 
 /// Whether `pid` is a live process (not gone, not a zombie awaiting its reaper).
 fn alive(pid: i32) -> bool {

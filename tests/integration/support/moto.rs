@@ -8,7 +8,6 @@
 //! `scripts/deps/aws.sh` leaves at ~/.cache/stepsecret/bin/moto_server.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -18,7 +17,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 /// The moto_server to run.
-pub fn moto_server() -> PathBuf {
+pub(crate) fn moto_server() -> PathBuf {
     if let Some(path) = std::env::var_os("STEPSECRET_MOTO_SERVER") {
         return PathBuf::from(path);
     }
@@ -38,7 +37,7 @@ pub fn moto_server() -> PathBuf {
 }
 
 /// A running moto server; killed when dropped.
-pub struct Moto {
+pub(crate) struct Moto {
     child: Child,
     pub port: u16,
     /// The CA that signed its certificate, when it serves HTTPS.
@@ -47,19 +46,19 @@ pub struct Moto {
 
 impl Moto {
     /// Starts moto (plain HTTP) on a free port and waits until it listens.
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         Self::launch(None)
     }
 
     /// Starts moto serving HTTPS with a certificate for 127.0.0.1 signed by `tls.ca`.
-    pub fn start_tls(tls: &TestCa) -> Moto {
+    pub(crate) fn start_tls(tls: &TestCa) -> Moto {
         Self::launch(Some(tls))
     }
 
     fn launch(tls: Option<&TestCa>) -> Moto {
         let program = moto_server();
         for _ in 0..5 {
-            let port = free_port();
+            let port = super::free_port(1);
             let mut args = vec![
                 "-H".to_string(),
                 "127.0.0.1".into(),
@@ -120,13 +119,13 @@ impl Moto {
         panic!("moto_server did not start on a free port after 5 tries");
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// A Secrets Manager client for `region`.
-    pub fn secrets(&self, region: &str) -> SecretsApi {
+    pub(crate) fn secrets(&self, region: &str) -> SecretsApi {
         SecretsApi {
             endpoint: self.url(),
             region: region.to_string(),
@@ -142,23 +141,16 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 /// The `Authorization` header moto wants: any signature, as long as the credential scope names
 /// the service (it routes on it) and the region (it keeps one store per region).
-pub fn fake_sigv4(service: &str, region: &str) -> String {
+pub(crate) fn fake_sigv4(service: &str, region: &str) -> String {
     format!(
         "AWS4-HMAC-SHA256 Credential=AKIDTEST/20240101/{region}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
     )
 }
 
 /// Puts secrets into moto the way the AWS CLI would (JSON 1.1 requests).
-pub struct SecretsApi {
+pub(crate) struct SecretsApi {
     endpoint: String,
     region: String,
     /// For an HTTPS moto: requests go through curl, trusting this CA.
@@ -167,7 +159,7 @@ pub struct SecretsApi {
 
 /// A created secret.
 #[derive(Debug, Clone)]
-pub struct Created {
+pub(crate) struct Created {
     pub name: String,
     pub arn: String,
     pub version_id: String,
@@ -175,14 +167,14 @@ pub struct Created {
 
 impl Created {
     /// The ARN without the 6-character suffix AWS adds: a partial ARN.
-    pub fn partial_arn(&self) -> String {
+    pub(crate) fn partial_arn(&self) -> String {
         self.arn[..self.arn.len() - 7].to_string()
     }
 }
 
 impl SecretsApi {
     /// Calls one Secrets Manager operation; panics with AWS's answer on an error.
-    pub fn call(&self, operation: &str, body: Value) -> Value {
+    pub(crate) fn call(&self, operation: &str, body: Value) -> Value {
         if let Some(ca) = &self.ca {
             let out = Command::new("curl")
                 .args(["-s", "-f", "--cacert"])
@@ -227,18 +219,18 @@ impl SecretsApi {
     }
 
     /// Creates a secret holding `text` (a SecretString).
-    pub fn create(&self, name: &str, text: &str) -> Created {
+    pub(crate) fn create(&self, name: &str, text: &str) -> Created {
         let out = self.call("CreateSecret", json!({"Name": name, "SecretString": text}));
         created(name, &out)
     }
 
     /// Creates a secret holding a JSON object.
-    pub fn create_json(&self, name: &str, value: &Value) -> Created {
+    pub(crate) fn create_json(&self, name: &str, value: &Value) -> Created {
         self.create(name, &value.to_string())
     }
 
     /// Creates a secret holding `bytes` (a SecretBinary).
-    pub fn create_binary(&self, name: &str, bytes: &[u8]) -> Created {
+    pub(crate) fn create_binary(&self, name: &str, bytes: &[u8]) -> Created {
         let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         let out = self.call(
             "CreateSecret",
@@ -248,7 +240,7 @@ impl SecretsApi {
     }
 
     /// Puts a new version (it becomes AWSCURRENT; the old one AWSPREVIOUS). Returns its id.
-    pub fn put(&self, id: &str, text: &str) -> String {
+    pub(crate) fn put(&self, id: &str, text: &str) -> String {
         let out = self.call(
             "PutSecretValue",
             json!({"SecretId": id, "SecretString": text}),
@@ -257,7 +249,7 @@ impl SecretsApi {
     }
 
     /// Schedules a secret for deletion (it can still be restored: AWS's default).
-    pub fn delete(&self, id: &str) {
+    pub(crate) fn delete(&self, id: &str) {
         self.call("DeleteSecret", json!({"SecretId": id}));
     }
 }
@@ -272,15 +264,16 @@ fn created(name: &str, out: &Value) -> Created {
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
 /// CLI (`scripts/deps/aws.sh` installs it).
-pub struct TestCa {
-    pub dir: tempfile::TempDir,
+pub(crate) struct TestCa {
+    /// Holds the files below; they are deleted with it.
+    _dir: tempfile::TempDir,
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 impl TestCa {
-    pub fn new() -> TestCa {
+    pub(crate) fn new() -> TestCa {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         let openssl = |args: &[&str]| {
@@ -344,7 +337,7 @@ impl TestCa {
             ca: path("ca.pem"),
             cert: path("server.pem"),
             key: path("server.key"),
-            dir,
+            _dir: dir,
         }
     }
 }

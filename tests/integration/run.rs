@@ -1,15 +1,15 @@
 //! The run contract, through the real binary on the age backend: exit codes, signals, file
 //! secrets, fail-closed errors, the command's environment and real-time masking.
 
-mod support;
-
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{AgeKey, Test, ran_marker};
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::support::{AgeKey, Test, ran_marker};
 
 const TOKEN: &str = "tok-7f3a9c2e1b5d";
 const PASSWORD: &str = "correct horse battery staple";
@@ -107,6 +107,7 @@ fn file_secrets_are_private_and_removed_after_a_normal_exit_and_a_crash() {
 }
 
 /// Starts a long-running command and waits until it has written `ready` in the test dir.
+#[track_caller]
 fn start_and_wait(t: &Test, script: &str) -> std::process::Child {
     let child = t
         .command()
@@ -128,9 +129,9 @@ fn start_and_wait(t: &Test, script: &str) -> std::process::Child {
     child
 }
 
-fn signal(child: &std::process::Child, signal: i32) {
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+#[track_caller]
+fn signal(child: &std::process::Child, signal: Signal) {
+    kill_process(Pid::from_child(child), signal).expect("signal our own child");
 }
 
 #[test]
@@ -144,7 +145,7 @@ fn sigterm_is_forwarded_and_files_are_removed() {
             .trim(),
     );
     assert!(path.exists());
-    signal(&child, libc::SIGTERM);
+    signal(&child, Signal::TERM);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{out:?}");
     assert_eq!(
@@ -159,7 +160,7 @@ fn sigterm_is_forwarded_and_files_are_removed() {
 
 #[test]
 fn sighup_and_sigquit_are_forwarded() {
-    for (sig, name) in [(libc::SIGHUP, "HUP"), (libc::SIGQUIT, "QUIT")] {
+    for (sig, name) in [(Signal::HUP, "HUP"), (Signal::QUIT, "QUIT")] {
         let t = age_test();
         let script = format!(
             "trap 'echo {name} > seen; exit 3' {name}; touch ready; while :; do sleep 0.05; done"
@@ -184,14 +185,14 @@ fn a_second_sigint_kills_a_command_that_ignores_the_first() {
         &t,
         "trap 'echo once >> ints' INT; touch ready; while :; do sleep 0.05; done",
     );
-    signal(&child, libc::SIGINT);
+    signal(&child, Signal::INT);
     let seen = t.path().join("ints");
     let started = Instant::now();
     while !seen.exists() {
         assert!(started.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(&child, libc::SIGINT);
+    signal(&child, Signal::INT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(137), "{out:?}");
 }
@@ -330,6 +331,7 @@ fn expansion_makes_one_variable_per_key() {
 
 // ---- Fail closed: a clear message, the documented code, and no child. ----
 
+#[track_caller]
 fn fails_closed(t: Test, extra: &[&str], code: i32, message: &str) {
     let (marker, script) = ran_marker(&t);
     let mut args: Vec<&str> = vec!["run"];

@@ -5,14 +5,12 @@
 
 #![cfg(feature = "aws")]
 
-mod support;
-
+use crate::support::contract;
+use crate::support::moto::{Moto, SecretsApi};
 use stepsecret::env::Env;
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::aws::AwsSource;
 use stepsecret::spec::AwsSettings;
-use support::contract;
-use support::moto::{Moto, SecretsApi};
 
 struct AwsFixture {
     api: SecretsApi,

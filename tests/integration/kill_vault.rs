@@ -4,21 +4,11 @@
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::Test;
-use support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::openbao::{OpenBao, Signer, circleci_claims, configure_jwt};
+use crate::support::{Test, wait_for};
 
 /// Starts a run holding a JWT login token and a PKI lease, SIGKILLs stepsecret once the command
 /// runs, and returns (tokens left over, leases left over, stepsecret's stderr).

@@ -3,11 +3,9 @@
 //! as working directory, the pipes' shared storage folder. (The container image itself is
 //! tested by scripts/test-pipe.sh with podman.)
 
-mod support;
-
 use std::path::Path;
 
-use support::{AgeKey, Test, ran_marker};
+use crate::support::{AgeKey, Test, ran_marker};
 
 const TOKEN: &str = "pipe-token-3c9e1f7a20";
 const DB: &str = "pipe-db-pw-8d2b6e4f13";
@@ -41,6 +39,7 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+#[track_caller]
 fn assert_no_plain_secret_under(dir: &Path) {
     for file in files_under(dir) {
         let bytes = std::fs::read(&file).unwrap();

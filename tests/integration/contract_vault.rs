@@ -5,17 +5,15 @@
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::contract;
+use crate::support::openbao::OpenBao;
 use serde_json::{Map, Value};
 use stepsecret::env::Env;
 use stepsecret::sources::SecretSource;
 use stepsecret::sources::vault::VaultSource;
 use stepsecret::spec::VaultSettings;
-use support::contract;
-use support::openbao::OpenBao;
 
 struct VaultFixture<'a> {
     bao: &'a OpenBao,

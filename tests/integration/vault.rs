@@ -5,14 +5,12 @@
 
 #![cfg(feature = "vault")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
+use crate::support::proxy::faults::{Fault, FaultProxy, Rule};
+use crate::support::{Test, free_port, ran_marker};
 use serde_json::json;
-use support::fault_proxy::{Fault, FaultProxy, Rule};
-use support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
-use support::{Test, ran_marker};
 
 const PASSWORD: &str = "vault-pw-7c1e9a3b55";
 const API_KEY: &str = "vault-key-0d4f2b8e61";
@@ -349,11 +347,7 @@ fn missing_path_and_missing_key_fail_closed_naming_the_variable() {
 
 #[test]
 fn a_server_that_is_down_fails_closed_at_the_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port(1);
     let test = Test::new()
         .env("VAULT_ADDR", format!("http://127.0.0.1:{port}"))
         .env("VAULT_TOKEN", "s.whatever");
@@ -384,11 +378,11 @@ fn a_server_that_is_down_fails_closed_at_the_deadline() {
 
 /// The fault proxy in front of `bao`.
 fn proxy_for(bao: &OpenBao) -> FaultProxy {
-    FaultProxy::start(format!("127.0.0.1:{}", bao.port).parse().unwrap())
+    FaultProxy::start(bao.port)
 }
 
 /// A run reading secret/app#password through `proxy`; its command checks the value itself.
-fn read_password_through(proxy: &FaultProxy, bao: &OpenBao) -> support::Output {
+fn read_password_through(proxy: &FaultProxy, bao: &OpenBao) -> crate::support::Output {
     Test::new()
         .env("VAULT_ADDR", proxy.url())
         .env("VAULT_TOKEN", bao.root)

@@ -1,5 +1,5 @@
 //! The aws-sm:// source end to end: the real binary, a real moto server, and the logging proxy
-//! between them (tests/support/aws_proxy.rs), which counts calls, keeps what was sent to STS,
+//! between them (tests/integration/support/proxy.rs), which counts calls, keeps what was sent to STS,
 //! and, where a test says so, answers in moto's place (access denied, throttling, 5xx).
 //!
 //! Every test asserts that no secret value (and no OIDC token) appears in stepsecret's output,
@@ -8,16 +8,14 @@
 
 #![cfg(feature = "aws")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::moto::{Moto, SecretsApi, TestCa};
+use crate::support::proxy::aws::{AwsProxy, Fault, Rule};
+use crate::support::{Output, Test, free_port, ran_marker};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::aws_proxy::{AwsProxy, Fault, Rule};
-use support::moto::{Moto, SecretsApi, TestCa};
-use support::{Output, Test, ran_marker};
 
 const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";
@@ -64,6 +62,7 @@ impl Aws {
             .env("AWS_SECRET_ACCESS_KEY", "static-secret-access-key")
     }
 
+    #[track_caller]
     fn assert_no_imds(&self) {
         assert_eq!(self.proxy.count("IMDS"), 0, "EC2 metadata was probed");
     }
@@ -547,6 +546,7 @@ fn a_storm_past_the_deadline_gives_up_with_75() {
 }
 
 /// Checks the one AssumeRoleWithWebIdentity call and returns its form.
+#[track_caller]
 fn assert_assumed(aws: &Aws, token: &str, session: &str, duration: &str) {
     let sts = aws.proxy.calls_to("AssumeRoleWithWebIdentity");
     assert_eq!(sts.len(), 1, "one AssumeRoleWithWebIdentity");
@@ -710,11 +710,7 @@ fn a_role_without_a_ci_token_says_what_is_missing() {
     aws.api().create("ci/y", &unique("y"));
     // No credentials anywhere: the default chain ends at EC2 metadata, pointed at a closed
     // loopback port, so it fails at once and nothing leaves the machine.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port(1);
     let t = aws.bare().env("AWS_ROLE_ARN", ROLE).env(
         "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         format!("http://127.0.0.1:{closed}/"),
@@ -854,11 +850,7 @@ fn references_are_grouped_per_region() {
 #[test]
 fn an_unreachable_endpoint_is_exit_69() {
     let aws = Aws::start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port(1);
     let t = aws
         .test()
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}"));

@@ -6,7 +6,6 @@
 //! `secret/`. `bao` is found through STEPSECRET_BAO, then the link `scripts/deps/vault.sh`
 //! leaves at ~/.cache/stepsecret/bin/bao, then PATH.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 /// The `bao` binary.
-pub fn bao() -> PathBuf {
+pub(crate) fn bao() -> PathBuf {
     if let Some(path) = std::env::var_os("STEPSECRET_BAO") {
         return PathBuf::from(path);
     }
@@ -36,14 +35,14 @@ pub fn bao() -> PathBuf {
 }
 
 /// A running OpenBao dev server; killed when dropped.
-pub struct OpenBao {
+pub(crate) struct OpenBao {
     child: Child,
     pub port: u16,
     pub root: &'static str,
 }
 
 impl OpenBao {
-    pub fn start() -> OpenBao {
+    pub(crate) fn start() -> OpenBao {
         Self::launch(&[], health)
     }
 
@@ -52,7 +51,7 @@ impl OpenBao {
     fn launch(extra: &[String], ready: impl Fn(u16) -> bool) -> OpenBao {
         let program = bao();
         for _ in 0..10 {
-            let port = free_pair();
+            let port = super::free_port(2);
             let child = Command::new(&program)
                 .args(["server", "-dev", "-dev-root-token-id=root"])
                 .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -84,13 +83,13 @@ impl OpenBao {
         panic!("OpenBao did not start on free ports after 10 tries");
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Starts OpenBao serving HTTPS with the certificate `-dev-tls` makes; returns it, its
     /// `https://` address and the CA file that signed its certificate (in `dir`).
-    pub fn start_tls(dir: &std::path::Path) -> (OpenBao, String, PathBuf) {
+    pub(crate) fn start_tls(dir: &std::path::Path) -> (OpenBao, String, PathBuf) {
         let ca = dir.join("vault-ca.pem");
         let extra = [
             "-dev-tls".to_string(),
@@ -110,13 +109,13 @@ impl OpenBao {
     }
 
     /// Calls the API with the root token; panics on an error status.
-    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.api_as(self.root, method, path, body)
             .unwrap_or_else(|(status, text)| panic!("{method} {path}: HTTP {status} {text}"))
     }
 
     /// Calls the API with `token`; returns the status and text on an error.
-    pub fn api_as(
+    pub(crate) fn api_as(
         &self,
         token: &str,
         method: &str,
@@ -146,7 +145,7 @@ impl OpenBao {
     }
 
     /// Writes a KV v2 secret at `secret/PATH`; returns its new version.
-    pub fn put(&self, path: &str, data: Value) -> u64 {
+    pub(crate) fn put(&self, path: &str, data: Value) -> u64 {
         let out = self.api(
             "POST",
             &format!("secret/data/{path}"),
@@ -156,7 +155,7 @@ impl OpenBao {
     }
 
     /// Mounts a secrets engine.
-    pub fn mount(&self, path: &str, kind: &str, options: Value) {
+    pub(crate) fn mount(&self, path: &str, kind: &str, options: Value) {
         self.api(
             "POST",
             &format!("sys/mounts/{path}"),
@@ -165,7 +164,7 @@ impl OpenBao {
     }
 
     /// Writes an ACL policy.
-    pub fn policy(&self, name: &str, hcl: &str) {
+    pub(crate) fn policy(&self, name: &str, hcl: &str) {
         self.api(
             "PUT",
             &format!("sys/policies/acl/{name}"),
@@ -174,13 +173,13 @@ impl OpenBao {
     }
 
     /// How many tokens exist (root included).
-    pub fn token_count(&self) -> usize {
+    pub(crate) fn token_count(&self) -> usize {
         let out = self.api("LIST", "auth/token/accessors", None);
         out["data"]["keys"].as_array().map_or(0, Vec::len)
     }
 
     /// Leases under a prefix (e.g. `pki/issue/web/`).
-    pub fn leases(&self, prefix: &str) -> Vec<String> {
+    pub(crate) fn leases(&self, prefix: &str) -> Vec<String> {
         match self.api_as(
             self.root,
             "LIST",
@@ -202,7 +201,7 @@ impl OpenBao {
     }
 
     /// A PKI engine at `pki/` with role `web` (example.com, leases generated, 1h).
-    pub fn pki(&self) {
+    pub(crate) fn pki(&self) {
         self.mount("pki", "pki", json!({}));
         self.api(
             "POST",
@@ -246,26 +245,15 @@ fn health(port: u16) -> bool {
         .is_ok_and(|r| r.status() == 200)
 }
 
-/// A port P such that P and P+1 are both free now.
-fn free_pair() -> u16 {
-    loop {
-        let first = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// An RSA key that signs test OIDC tokens (RS256), made with the openssl CLI.
-pub struct Signer {
+pub(crate) struct Signer {
     dir: tempfile::TempDir,
     /// The public key, PEM, for `jwt_validation_pubkeys`.
     pub public_pem: String,
 }
 
 impl Signer {
-    pub fn new() -> Signer {
+    pub(crate) fn new() -> Signer {
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
@@ -290,7 +278,7 @@ impl Signer {
     }
 
     /// A signed JWT with these claims, plus iat/nbf/exp (10 minutes).
-    pub fn sign(&self, mut claims: Value) -> String {
+    pub(crate) fn sign(&self, mut claims: Value) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -322,7 +310,7 @@ impl Signer {
 }
 
 /// CircleCI's OIDC claims for org `org`, project `project` (the v2 token's shape).
-pub fn circleci_claims(org: &str, project: &str, branch: &str) -> Value {
+pub(crate) fn circleci_claims(org: &str, project: &str, branch: &str) -> Value {
     json!({
         "iss": format!("https://oidc.circleci.com/org/{org}"),
         "aud": org,
@@ -334,7 +322,7 @@ pub fn circleci_claims(org: &str, project: &str, branch: &str) -> Value {
 }
 
 /// Bitbucket's OIDC claims for workspace `workspace`, repository `repo`.
-pub fn bitbucket_claims(workspace: &str, repo: &str, branch: &str) -> Value {
+pub(crate) fn bitbucket_claims(workspace: &str, repo: &str, branch: &str) -> Value {
     json!({
         "iss": format!("https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc"),
         "aud": format!("ari:cloud:bitbucket::workspace/{}", workspace.trim_matches(|c| c == '{' || c == '}')),
@@ -350,7 +338,7 @@ pub fn bitbucket_claims(workspace: &str, repo: &str, branch: &str) -> Value {
 /// JWT auth at `auth/jwt` trusting `signer`, with a `circleci` role (org `org-1`, project
 /// `proj-1`) and a `bitbucket` role (workspace `{ws-1}`, repo `{repo-1}`), both granted the
 /// `read-secrets` policy (read on secret/data/*, pki/issue/web).
-pub fn configure_jwt(bao: &OpenBao, signer: &Signer) {
+pub(crate) fn configure_jwt(bao: &OpenBao, signer: &Signer) {
     bao.api("POST", "sys/auth/jwt", Some(json!({ "type": "jwt" })));
     bao.api(
         "POST",

@@ -1,0 +1,20 @@
+//! The integration tests, in one test binary (as ripgrep and just have): one module per area,
+//! sharing `support`. One binary links the library and the dev-dependencies once, and lets
+//! `cargo test` run every test in one process with the usual filters
+//! (`cargo test --test integration vault::`).
+
+mod support;
+
+mod aws;
+mod cli;
+mod compliance;
+mod contract_age;
+mod contract_aws;
+mod contract_vault;
+mod kill;
+mod kill_vault;
+mod load;
+mod pipe;
+mod redact_property;
+mod run;
+mod vault;
