@@ -1,10 +1,14 @@
 //! stepsecret: fetch secrets at CI-job time and run one command with them, masked in its
 //! output.
 //!
-//! The library is the whole engine; `main.rs` only parses arguments and maps errors to exit
-//! codes. A run goes: [`cli`] (what the user typed) → [`plan`] (validated, no network) →
-//! [`resolve`] (every [`sources`] backend at once) → [`child`] (the command, its output through
-//! [`redact`]) → cleanup (leases, tokens, [`secret_files`]).
+//! The library is the whole engine; `main.rs` only parses arguments, captures the environment
+//! ([`env`]) and maps errors to exit codes. A run goes: [`cli`] (what the user typed) →
+//! [`plan`] (validated, no network) → `resolve` (every [`sources`] backend at once) → `run`
+//! (the run's session: the command, its output through [`redact`], then cleanup of leases,
+//! tokens and file secrets, in one documented order).
+//!
+//! Public modules are the parts other programs (the integration tests, the fuzzers) use;
+//! everything else is private to the crate.
 
 pub mod audit;
 mod bundle;

@@ -4,7 +4,7 @@
 //! of the documented semantics (this file's [`oracle`], which must itself agree with the
 //! library's `reference_redact`), whatever the cutting.
 //!
-//! As in `tests/redact_property.rs`, when the secrets are drawn from an alphabet with no
+//! As in `tests/integration/redact_property.rs`, when the secrets are drawn from an alphabet with no
 //! lower-case letters and none of `[`, `]`, `:` (so no window of a secret can come from a
 //! `[masked:NAME]` marker), no 4-byte window of a secret (one not spanning a newline: short
 //! lines of a multi-line value are not masked, by design) may survive in the output, unless
@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use stepsecret::redact::forms::derived_forms;
 use stepsecret::redact::{MIN_LEN, Redactor, reference_redact};
 
-/// The secret alphabet of `tests/redact_property.rs`.
+/// The secret alphabet of `tests/integration/redact_property.rs`.
 pub const SECRET_ALPHABET: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&()*+,-./;<=>?@^_{|}~ \n\"\\";
 

@@ -5,7 +5,7 @@
 //! core applies selectors (`#key`, `#/pointer`, `#*`) itself. Each backend sits behind a cargo
 //! feature; a reference to a backend that is not compiled in fails with a clear message.
 //!
-//! Every source must pass the shared contract in `tests/support/contract.rs`.
+//! Every source must pass the shared contract in `tests/integration/support/contract.rs`.
 
 #[cfg(feature = "age-source")]
 pub mod age;
