@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use stepsecret::cli::SpecArgs;
+use stepsecret::env::Env;
 use stepsecret::plan::{Plan, Target, is_env_name};
 use stepsecret::reference::{Reference, Selector};
 use stepsecret::spec::Spec;
@@ -117,7 +118,7 @@ pub fn check(text: &str) {
         secrets: None,
         timeout: Duration::from_secs(1),
     };
-    match Plan::build(&args) {
+    match Plan::build(&args, &Env::default()) {
         Ok(plan) => {
             assert!(
                 !any_invalid,

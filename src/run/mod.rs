@@ -9,7 +9,7 @@
 //!    watching, so a SIGKILL during this step still revokes them);
 //! 3. the file secrets and their private directory are removed ([`secret_files`]);
 //! 4. the guardian stands down ([`guardian`]): only now is there nothing left for it to undo;
-//! 5. signal handling ends ([`signals`]);
+//! 5. signal handling ends ([`signals`]) and the redactor's secrets are dropped (wiped);
 //! 6. the audit record is written, with the cleanup's outcome and the exit code.
 //!
 //! Opening goes the other way: the audit log before anything is fetched (a run whose record
@@ -60,6 +60,8 @@ pub(crate) struct Session<'e> {
     sources: Option<Sources>,
     dir: Option<SecretDir>,
     guardian: Option<Guardian>,
+    /// Masks the command's output; `None` with `--no-redact` or before the secrets are known.
+    redactor: Option<Arc<Redactor>>,
     cleanup: Vec<CleanupEvent>,
 }
 
@@ -77,6 +79,7 @@ impl<'e> Session<'e> {
             sources: None,
             dir: None,
             guardian: None,
+            redactor: None,
             cleanup: Vec::new(),
         })
     }
@@ -120,8 +123,8 @@ impl<'e> Session<'e> {
         let consumed = sources.consumed_env();
         self.start_guardian(&secrets)?;
         let files = self.write_files(&secrets)?;
-        let redactor = (!args.no_redact).then(|| redactor(&secrets));
-        self.command(args, ChildEnv::new(&secrets, &files, consumed), redactor)
+        self.redactor = (!args.no_redact).then(|| redactor(&secrets));
+        self.command(args, ChildEnv::new(&secrets, &files, consumed))
     }
 
     /// Starts the guardian when there is something a SIGKILL would leave behind, after
@@ -173,12 +176,7 @@ impl<'e> Session<'e> {
     }
 
     /// Starts the command unless a signal came first, and waits for it.
-    fn command(
-        &mut self,
-        args: &RunArgs,
-        env: ChildEnv<'_>,
-        redactor: Option<Arc<Redactor>>,
-    ) -> Result<u8, Error> {
+    fn command(&mut self, args: &RunArgs, env: ChildEnv<'_>) -> Result<u8, Error> {
         let signals = self.signals.as_ref().expect("signals are installed first");
         if let Some(signal) = signals.received() {
             return Err(Error::Interrupted(signal));
@@ -186,7 +184,7 @@ impl<'e> Session<'e> {
         let launch = Launch {
             command: &args.command,
             env,
-            redactor,
+            redactor: self.redactor.clone(),
             die_with_parent: !self.env.is_set(guardian::DISABLE_ENV),
         };
         let running = Instant::now();
@@ -222,6 +220,7 @@ impl<'e> Session<'e> {
         drop(self.dir.take());
         drop(self.guardian.take());
         drop(self.signals.take());
+        drop(self.redactor.take());
     }
 
     fn phase(&mut self, name: &str, since: Instant) {
