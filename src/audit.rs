@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::reference::Backend;
 use crate::resolve::ResolvedVar;
@@ -49,9 +49,7 @@ pub fn hmac_hex(key: &[u8], value: &[u8]) -> String {
 pub fn key_from_env() -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     match std::env::var_os(KEY_ENV) {
         None => Ok(None),
-        Some(key) if key.len() < 16 => Err(Error::Usage(format!(
-            "{KEY_ENV} is shorter than 16 bytes; use a long random key (e.g. `openssl rand -hex 32`)"
-        ))),
+        Some(key) if key.len() < 16 => Err(UsageError::AuditKeyTooShort.into()),
         Some(key) => Ok(Some(Zeroizing::new(key.into_encoded_bytes()))),
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroize;
 
-use crate::error::{Error, exit};
+use crate::error::{Error, UsageError, exit};
 use crate::redact::Redactor;
 use crate::signals::Signals;
 
@@ -45,9 +45,10 @@ pub struct Launch<'a> {
 
 /// Runs the command to completion and returns the exit code to pass on.
 pub fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
-    let (program, args) = launch.command.split_first().ok_or_else(|| {
-        Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into())
-    })?;
+    let (program, args) = launch
+        .command
+        .split_first()
+        .ok_or(Error::Usage(UsageError::NoCommand))?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::inherit());
     for name in &launch.remove {

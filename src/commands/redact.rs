@@ -10,7 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::warn;
 use crate::cli::RedactArgs;
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
@@ -18,10 +18,7 @@ use crate::resolve::resolve;
 pub fn redact(args: RedactArgs) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec)?;
     if plan.entries.is_empty() && args.env.is_empty() {
-        return Err(Error::Usage(
-            "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME"
-                .into(),
-        ));
+        return Err(UsageError::NothingToMask.into());
     }
     let vars = if plan.entries.is_empty() {
         Vec::new()

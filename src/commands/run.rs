@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::bundle;
 use crate::child::{self, Launch};
 use crate::cli::RunArgs;
-use crate::error::{Error, ErrorKind, Failure, SourceError};
+use crate::error::{Error, ErrorKind, Failure, SourceError, UsageError};
 use crate::guardian::{self, Guardian};
 use crate::plan::{Plan, Target};
 use crate::redact::{MIN_LEN, Redactor};
@@ -38,9 +38,7 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
     let started = Instant::now();
     let plan = Plan::build(&args.spec)?;
     if plan.entries.is_empty() && args.bundle.is_none() {
-        return Err(Error::Usage(
-            "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF, STEPSECRET_SECRETS or --bundle FILE".into(),
-        ));
+        return Err(UsageError::NothingToResolve.into());
     }
     if let Some(a) = audit.as_deref_mut() {
         a.phase("plan", started);
@@ -101,10 +99,10 @@ fn run_audited(args: RunArgs, mut audit: Option<&mut AuditLog>) -> Result<u8, Er
         .iter()
         .find(|b| vars.iter().any(|v| v.name == b.name))
     {
-        return Err(Error::Usage(format!(
-            "{} is set by the bundle and by the spec; remove one",
-            b.name
-        )));
+        return Err(UsageError::SetByBundleAndSpec {
+            name: b.name.clone(),
+        }
+        .into());
     }
 
     // Values of env secrets were checked (no NUL byte, valid UTF-8) by `resolve`.
