@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::cleanup::CleanupEvent;
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::reference::Backend;
 use crate::resolve::ResolvedVar;
@@ -51,9 +51,7 @@ pub fn hmac_hex(key: &[u8], value: &[u8]) -> String {
 pub fn key_from_env(env: &Env) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     match env.get_os(KEY_ENV).map(OsStr::to_os_string) {
         None => Ok(None),
-        Some(key) if key.len() < 16 => Err(Error::Usage(format!(
-            "{KEY_ENV} is shorter than 16 bytes; use a long random key (e.g. `openssl rand -hex 32`)"
-        ))),
+        Some(key) if key.len() < 16 => Err(UsageError::AuditKeyTooShort.into()),
         Some(key) => Ok(Some(Zeroizing::new(key.into_encoded_bytes()))),
     }
 }

@@ -21,7 +21,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::env::Env;
-use crate::error::{Error, Failure, SourceError};
+use crate::error::{Error, Failure, SourceError, UsageError};
 use crate::plan::Target;
 use crate::resolve::ResolvedVar;
 use crate::secret::{SecretJson, SecretValue, secret_value};
@@ -53,11 +53,8 @@ pub(crate) fn write(
     ttl: Duration,
     vars: &[ResolvedVar],
 ) -> Result<PathBuf, Error> {
-    let recipient = age::x25519::Recipient::from_str(recipient.trim()).map_err(|_| {
-        Error::Usage(
-            "EXPORT_RECIPIENT is not an age recipient (age1..., from `stepsecret keygen`)".into(),
-        )
-    })?;
+    let recipient = age::x25519::Recipient::from_str(recipient.trim())
+        .map_err(|_| UsageError::BadExportRecipient)?;
     let document = SecretJson::new(json!({
         "format": FORMAT,
         "step": step,
@@ -71,7 +68,9 @@ pub(crate) fn write(
     let plaintext = Zeroizing::new(serde_json::to_vec(document.value()).expect("plain JSON"));
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-            .map_err(|e| Error::Usage(format!("cannot encrypt to EXPORT_RECIPIENT: {e}")))?;
+            .map_err(|e| UsageError::CannotEncryptToExportRecipient {
+                reason: e.to_string(),
+            })?;
     let mut sealed = Vec::new();
     let mut writer = encryptor
         .wrap_output(&mut sealed)

@@ -1,5 +1,11 @@
 //! The command line, as the user typed it (clap derive). Nothing here touches the network or the
 //! disk; [`crate::plan`] turns these values into a validated plan first.
+//!
+//! clap turns doc comments into help text, so the types and fields here are documented by
+//! their help (`stepsecret help run`); a doc comment written for rustdoc alone would change
+//! it, hence no `missing_docs` here.
+
+#![allow(missing_docs)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -17,8 +17,10 @@ use std::fmt;
 
 /// Why a dotenv file did not parse: a line number and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DotenvError {
+pub struct DotenvError {
+    /// The 1-based line of the problem.
     pub line: usize,
+    /// What was expected there (never the line's content, which may hold a value).
     pub message: &'static str,
 }
 

@@ -6,6 +6,13 @@
 //! was written by stepsecret itself or copied from the user's spec.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use crate::audit::KEY_ENV;
+use crate::bundle::STEP_ENV;
+use crate::dotenv::DotenvError;
+use crate::plan::{EntryError, Origin};
+use crate::spec::plain_io_error;
 
 /// The documented exit codes. The command's own exit code is passed through unchanged, and a
 /// command killed by signal N gives 128+N, so these are only stepsecret's own failures.
@@ -63,6 +70,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The exit code a failure of this kind ends the process with.
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorKind::NotFound | ErrorKind::Unavailable => exit::UNAVAILABLE,
@@ -94,32 +102,41 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SourceError {
+    /// What kind of failure: decides the exit code.
     pub kind: ErrorKind,
+    /// One line saying what failed and what to fix; never a value.
     pub message: String,
 }
 
 impl SourceError {
+    /// A failure of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         SourceError {
             kind,
             message: message.into(),
         }
     }
+    /// The secret, key or file does not exist (69).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
+    /// The server could not be reached or the backend is not built in (69).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
     }
+    /// Access was refused (77).
     pub fn denied(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Denied, message)
     }
+    /// Retries ran out or the deadline passed (75).
     pub fn gave_up(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::GaveUp, message)
     }
+    /// A setting or a reference is invalid (78).
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
     }
+    /// A bug (70).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
@@ -132,6 +149,7 @@ pub struct Failure {
     pub name: String,
     /// The reference as the user wrote it.
     pub reference: String,
+    /// Why it failed.
     pub error: SourceError,
 }
 
@@ -143,13 +161,15 @@ impl fmt::Display for Failure {
 
 /// Everything that can end a stepsecret command before (or instead of) the child's exit code.
 #[derive(Debug, thiserror::Error)]
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
 pub enum Error {
-    /// Bad command-line input.
-    #[error("{0}")]
-    Usage(String),
-    /// The spec, a NAME=REF entry or a reference is invalid. The message starts with where.
-    #[error("{0}")]
-    Spec(String),
+    /// Bad command-line input (64).
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The spec, a NAME=REF entry or a reference is invalid (78). The message starts with where.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     /// One or more variables could not be resolved; one line each.
     #[error("{}", lines(.0))]
     Resolve(Vec<Failure>),
@@ -185,6 +205,224 @@ pub enum Error {
     Interrupted(i32),
 }
 
+/// Bad command-line input: a flag, a pipe variable or an argument (exit 64). Each message is one
+/// line and says what to give instead.
+#[derive(Debug, thiserror::Error)]
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
+pub enum UsageError {
+    /// A `-s` / `--file` entry that is invalid; the origin is the flag.
+    #[error("{origin}: {error}")]
+    Entry {
+        origin: Origin,
+        /// Boxed: a reference error holds several strings, and every `Result<_, Error>` carries
+        /// room for the largest variant.
+        #[source]
+        error: Box<EntryError>,
+    },
+    /// `run` without a command after `--`.
+    #[error("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...")]
+    NoCommand,
+    /// `run` with nothing to resolve and no bundle.
+    #[error(
+        "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF, STEPSECRET_SECRETS or --bundle FILE"
+    )]
+    NothingToResolve,
+    /// A variable set both by `--bundle` and by the spec or flags.
+    #[error("{name} is set by the bundle and by the spec; remove one")]
+    SetByBundleAndSpec { name: String },
+    /// `redact` with nothing to mask.
+    #[error("nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME")]
+    NothingToMask,
+    /// STEPSECRET_AUDIT_KEY shorter than 16 bytes.
+    #[error(
+        "{KEY_ENV} is shorter than 16 bytes; use a long random key (e.g. `openssl rand -hex 32`)"
+    )]
+    AuditKeyTooShort,
+    /// `scan` without STEPSECRET_AUDIT_KEY.
+    #[error("{KEY_ENV} is not set: scan needs the key the audit log's HMACs were made with")]
+    AuditKeyMissing,
+    /// `scan` of an audit log written without STEPSECRET_AUDIT_KEY.
+    #[error("{} holds no value HMACs: runs must set {KEY_ENV} for scan to work", .path.display())]
+    NoValueHmacs { path: PathBuf },
+    /// `seal` of a file that starts like JSON but is another JSON value.
+    #[error("{input}: is JSON but not an object")]
+    SealJsonNotObject { input: String },
+    /// `seal` of a file that starts like JSON but does not parse.
+    #[error("{input}: is not valid JSON (line {line} column {column})")]
+    SealInvalidJson {
+        input: String,
+        line: usize,
+        column: usize,
+    },
+    /// `seal` of a file that is not dotenv either (the line and what was expected, no content).
+    #[error("{input}: is neither a JSON object nor valid dotenv ({reason})")]
+    SealInvalidDotenv { input: String, reason: DotenvError },
+    /// `seal -` without `-o`.
+    #[error("reading stdin needs -o FILE")]
+    SealStdinNeedsOutput,
+    /// `seal` without `-r` or `-R`.
+    #[error("no recipients: give -r age1... or -R FILE (see `stepsecret keygen`)")]
+    NoRecipients,
+    /// A `-R` file that cannot be read.
+    #[error("cannot read {}: {}", .path.display(), plain_io_error(.source))]
+    RecipientsFileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A `-r` value or `-R` line that is not an age recipient; `from` is `-r` or FILE:LINE.
+    #[error("{from}: `{text}` is not an age recipient (age1...)")]
+    BadRecipient { from: String, text: String },
+    /// age refused the recipients (e.g. a plugin recipient mixed with others).
+    #[error("cannot encrypt to these recipients: {reason}")]
+    CannotEncrypt { reason: String },
+    /// The pipe's EXPORT_RECIPIENT is not an age recipient.
+    #[error("EXPORT_RECIPIENT is not an age recipient (age1..., from `stepsecret keygen`)")]
+    BadExportRecipient,
+    /// age refused the pipe's EXPORT_RECIPIENT.
+    #[error("cannot encrypt to EXPORT_RECIPIENT: {reason}")]
+    CannotEncryptToExportRecipient { reason: String },
+    /// The pipe's SECRETS_COUNT is not a number.
+    #[error("SECRETS_COUNT `{count}` is not a number")]
+    SecretsCountNotANumber { count: String },
+    /// The pipe's SECRETS_COUNT promises a SECRETS_N that is not set.
+    #[error("SECRETS_COUNT is {count} but SECRETS_{index} is not set")]
+    SecretsEntryMissing { count: usize, index: usize },
+    /// A pipe variable holding a duration (TIMEOUT, BUNDLE_TTL) that does not parse.
+    #[error("{variable}: {reason}")]
+    BadDuration {
+        variable: &'static str,
+        reason: String,
+    },
+    /// The pipe given both COMMAND and EXPORT_RECIPIENT.
+    #[error(
+        "set COMMAND (run it here) or EXPORT_RECIPIENT (hand the secrets to a later `stepsecret run --bundle`), not both"
+    )]
+    CommandAndExport,
+    /// The pipe given neither COMMAND nor EXPORT_RECIPIENT.
+    #[error("the pipe needs COMMAND (the command to run with the secrets) or EXPORT_RECIPIENT")]
+    NoCommandOrExport,
+    /// EXPORT_RECIPIENT outside a Bitbucket pipe (no shared storage).
+    #[error(
+        "EXPORT_RECIPIENT needs BITBUCKET_PIPE_SHARED_STORAGE_DIR (set by Bitbucket for pipes)"
+    )]
+    ExportNeedsSharedStorage,
+    /// EXPORT_RECIPIENT without the step's UUID.
+    #[error("EXPORT_RECIPIENT needs {STEP_ENV} (set by Bitbucket)")]
+    ExportNeedsStep,
+    /// EXPORT_RECIPIENT with nothing to export.
+    #[error("nothing to export: set SPEC or SECRETS")]
+    NothingToExport,
+    /// `policy --ci circleci` without `--org`.
+    #[error("--ci circleci needs --org ORG_ID (Organization Settings > Overview)")]
+    PolicyNeedsOrg,
+    /// `policy --ci circleci` without `--project`.
+    #[error("--ci circleci needs --project PROJECT_ID (Project Settings > Overview)")]
+    PolicyNeedsProject,
+    /// `policy --ci bitbucket` without `--workspace`.
+    #[error("--ci bitbucket needs --workspace UUID (Repository settings > OpenID Connect)")]
+    PolicyNeedsWorkspace,
+    /// `policy --ci bitbucket` without `--repo`.
+    #[error("--ci bitbucket needs --repo UUID (Repository settings > OpenID Connect)")]
+    PolicyNeedsRepo,
+    /// `policy --ci bitbucket --for aws` without `--workspace-name`.
+    #[error(
+        "--ci bitbucket --for aws needs --workspace-name SLUG: the workspace's name in the OIDC issuer URL"
+    )]
+    PolicyNeedsWorkspaceName,
+    /// An org / project / workspace / repo id with spaces, quotes or wildcards; `flag` names
+    /// the pair of flags. Control characters in the value are shown escaped.
+    #[error("{flag} `{}` is not an id (no spaces, quotes or wildcards)", escape_controls(.value))]
+    PolicyBadId { flag: &'static str, value: String },
+    /// `policy --for vault` of a spec without a vault:// reference.
+    #[error("the spec reads nothing from Vault: there is no vault:// reference to grant")]
+    PolicyNothingFromVault,
+    /// `policy --for aws` of a spec without an aws-sm:// reference.
+    #[error("the spec reads nothing from AWS: there is no aws-sm:// reference to grant")]
+    PolicyNothingFromAws,
+    /// `policy --for aws` without an account id anywhere.
+    #[error("no AWS account id: give --account ID (or set [aws] role_arn in the spec)")]
+    PolicyNoAccount,
+    /// `policy --for aws` of a secret named without a region anywhere.
+    #[error("no region for aws-sm://{secret_id}: give --region, [aws] region or ?region=")]
+    PolicyNoRegion { secret_id: String },
+}
+
+/// An invalid spec file, STEPSECRET_SECRETS entry, `[policy]` setting or audit record (exit
+/// 78). Each message starts with the file and line (or the list's line) and is one line.
+#[derive(Debug, thiserror::Error)]
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
+pub enum SpecError {
+    /// The spec file does not exist.
+    #[error(
+        "cannot read spec {}: {} (pass --spec FILE or set STEPSECRET_SPEC)",
+        .path.display(),
+        plain_io_error(.source)
+    )]
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The spec file exists but cannot be read (permissions, a folder, not UTF-8).
+    #[error("cannot read spec {}: {}", .path.display(), plain_io_error(.source))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key or a value of the wrong type; `message` is the TOML
+    /// parser's, on one line (control and line-separator characters escaped).
+    #[error("{}{}: {message}", .path.display(), line_suffix(*.line))]
+    Toml {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// An invalid `[env]` / `[files]` / `[expand]` entry or STEPSECRET_SECRETS line.
+    #[error("{origin}: {error}")]
+    Entry {
+        origin: Origin,
+        /// Boxed: a reference error holds several strings, and every `Result<_, Error>` carries
+        /// room for the largest variant.
+        #[source]
+        error: Box<EntryError>,
+    },
+    /// `[policy] max_age` that is not a duration.
+    #[error("{}:{line}: [policy] max_age: {reason}", .path.display())]
+    MaxAge {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A line of the audit log given to `scan` that is not a JSON record.
+    #[error("{}:{line}: not an audit record ({reason})", .path.display())]
+    AuditRecord {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map_or_else(String::new, |line| format!(":{line}"))
+}
+
+/// `text` with control and line-separator characters escaped, so that a message echoing it
+/// stays on one line.
+pub(crate) fn escape_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let hidden = c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}');
+            let shown: Vec<char> = if hidden {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            shown
+        })
+        .collect()
+}
+
 fn lines(failures: &[Failure]) -> String {
     failures
         .iter()
@@ -194,6 +432,7 @@ fn lines(failures: &[Failure]) -> String {
 }
 
 impl Error {
+    /// A local file operation failed (74); `context` says which.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
@@ -201,6 +440,7 @@ impl Error {
         }
     }
 
+    /// The operating system refused a resource (71); `context` says which.
     pub fn os(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Os {
             context: context.into(),
@@ -247,6 +487,47 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "A (age://a.age#x): no identity matches\nB (age://b.age#y): no such file"
+        );
+    }
+
+    #[test]
+    fn usage_and_spec_errors_render_one_line_with_their_codes() {
+        let usage = Error::from(UsageError::PolicyBadId {
+            flag: "--org/--workspace",
+            value: "a\nb c".into(),
+        });
+        assert_eq!(usage.exit_code(), exit::USAGE);
+        assert_eq!(
+            usage.to_string(),
+            "--org/--workspace `a\\nb c` is not an id (no spaces, quotes or wildcards)"
+        );
+        assert_eq!(
+            Error::from(UsageError::SecretsEntryMissing { count: 2, index: 1 }).to_string(),
+            "SECRETS_COUNT is 2 but SECRETS_1 is not set"
+        );
+        assert_eq!(
+            UsageError::AuditKeyTooShort.to_string(),
+            "STEPSECRET_AUDIT_KEY is shorter than 16 bytes; use a long random key (e.g. `openssl rand -hex 32`)"
+        );
+        assert_eq!(
+            UsageError::ExportNeedsStep.to_string(),
+            "EXPORT_RECIPIENT needs BITBUCKET_STEP_UUID (set by Bitbucket)"
+        );
+        let spec = Error::from(SpecError::Toml {
+            path: "ci/s.toml".into(),
+            line: None,
+            message: "expected a table".into(),
+        });
+        assert_eq!(spec.exit_code(), exit::CONFIG);
+        assert_eq!(spec.to_string(), "ci/s.toml: expected a table");
+        assert_eq!(
+            SpecError::AuditRecord {
+                path: "audit.jsonl".into(),
+                line: 3,
+                reason: "EOF while parsing".into(),
+            }
+            .to_string(),
+            "audit.jsonl:3: not an audit record (EOF while parsing)"
         );
     }
 

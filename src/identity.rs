@@ -2,6 +2,9 @@
 //! STEPSECRET_AGE_IDENTITY_FILE, a file from `stepsecret keygen`), for `age://` files and
 //! pipe bundles, and decryption with them. Errors never echo the key.
 
+// Public through the age source (`sources::age`); crate-only in a build without it.
+#![cfg_attr(not(feature = "age-source"), allow(unreachable_pub))]
+
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 

@@ -29,4 +29,5 @@ mod run;
 pub mod secret;
 pub mod sources;
 pub mod spec;
+#[cfg(any(feature = "vault", feature = "aws"))]
 mod tls;

@@ -14,7 +14,8 @@ use toml::Spanned;
 
 use crate::cli::SpecArgs;
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, SpecError, UsageError};
+use crate::reference::ReferenceError;
 use crate::reference::{Backend, Reference, Selector};
 use crate::spec::{AwsSettings, Spec, VaultSettings};
 
@@ -31,6 +32,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// `env` or `file`, for tables and the audit record.
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Env => "env",
@@ -42,9 +44,15 @@ impl Target {
 /// Where an entry was written, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// A line of the spec file.
+    #[allow(missing_docs)]
     Spec { path: PathBuf, line: usize },
+    /// A `-s NAME=REF` flag.
     SecretFlag,
+    /// A `--file NAME=REF` flag.
     FileFlag,
+    /// A line of STEPSECRET_SECRETS.
+    #[allow(missing_docs)]
     SecretsList { line: usize },
 }
 
@@ -53,12 +61,14 @@ impl Origin {
         matches!(self, Origin::SecretFlag | Origin::FileFlag)
     }
 
-    /// The error type for a mistake made here.
-    fn error(&self, message: String) -> Error {
+    /// The error for a mistake made here: a usage error in a flag, else a spec error.
+    fn error(&self, error: EntryError) -> Error {
+        let origin = self.clone();
+        let error = Box::new(error);
         if self.is_flag() {
-            Error::Usage(format!("{self}: {message}"))
+            UsageError::Entry { origin, error }.into()
         } else {
-            Error::Spec(format!("{self}: {message}"))
+            SpecError::Entry { origin, error }.into()
         }
     }
 }
@@ -74,26 +84,72 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Why one `NAME = "REF"` / `NAME=REF` entry is invalid. It is reported after its [`Origin`],
+/// as a usage error for a flag and a spec error elsewhere. Names and text that may hold a line
+/// break are shown escaped, so the message stays one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
+pub enum EntryError {
+    /// A `-s` / `--file` value or STEPSECRET_SECRETS line without `=`.
+    #[error(
+        "`{}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
+        .text.escape_debug()
+    )]
+    NotAssignment { text: String },
+    /// A name that is not `[A-Za-z_][A-Za-z0-9_]*` (an `[expand]` prefix may also be empty).
+    #[error(
+        "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
+        .name.escape_debug()
+    )]
+    InvalidName { name: String },
+    /// A name starting with STEPSECRET_.
+    #[error("{name} is reserved: names starting with STEPSECRET_ configure stepsecret itself")]
+    Reserved { name: String },
+    /// The reference does not parse.
+    #[error("{name}: {error}")]
+    Reference {
+        name: String,
+        #[source]
+        error: ReferenceError,
+    },
+    /// `#*` in `[files]` or `--file`.
+    #[error(
+        "{name}: #* expands into variables and cannot be written to one file; name a key instead"
+    )]
+    ExpandIntoFile { name: String },
+    /// A name (or `[expand]` prefix) defined twice; `first` is where it was first defined.
+    #[error("{name} is already defined at {first}; each name may appear once")]
+    Duplicate { name: String, first: Origin },
+}
+
 /// One variable (or, for an expansion, one family of variables) to resolve.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The variable name, or for an expansion the name the user wrote.
     pub name: String,
+    /// Where the value goes.
     pub target: Target,
+    /// Where the value comes from.
     pub reference: Reference,
     /// For an expansion: the prefix every top-level key is appended to.
     pub expand: Option<String>,
+    /// Where the user wrote the entry.
     pub origin: Origin,
 }
 
 /// Everything a run needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Every variable to resolve, in the order written.
     pub entries: Vec<Entry>,
+    /// The spec's `[vault]` table.
     pub vault: VaultSettings,
+    /// The spec's `[aws]` table.
     pub aws: AwsSettings,
     /// The folder relative `age://` paths start from: the spec's, else the working directory.
     pub base_dir: PathBuf,
+    /// The spec file, when there is one.
     pub spec_path: Option<PathBuf>,
     /// The overall fetch deadline, retries included.
     pub timeout: Duration,
@@ -150,10 +206,10 @@ impl Plan {
                 .as_ref()
                 .map_or_else(|| entry.name.clone(), |prefix| format!("[expand] {prefix}"));
             if let Some(first) = seen.get(&key) {
-                return Err(entry.origin.error(format!(
-                    "{} is already defined at {first}; each name may appear once",
-                    entry.name
-                )));
+                return Err(entry.origin.error(EntryError::Duplicate {
+                    name: entry.name,
+                    first: first.clone(),
+                }));
             }
             seen.insert(key, entry.origin.clone());
             entries.push(entry);
@@ -162,20 +218,20 @@ impl Plan {
         let base_dir = spec
             .as_ref()
             .map_or_else(|| PathBuf::from("."), Spec::base_dir);
-        let max_age = match spec.as_ref().and_then(|s| {
-            s.file
-                .policy
-                .max_age
-                .as_ref()
-                .map(|m| (m, s.path.clone(), s.line(m.span().start)))
-        }) {
-            None => None,
-            Some((text, path, line)) => {
-                Some(crate::cli::parse_duration(text.get_ref()).map_err(|e| {
-                    Error::Spec(format!("{}:{line}: [policy] max_age: {e}", path.display()))
-                })?)
-            }
-        };
+        let max_age =
+            match spec.as_ref().and_then(|s| {
+                s.file
+                    .policy
+                    .max_age
+                    .as_ref()
+                    .map(|m| (m, s.path.clone(), s.line(m.span().start)))
+            }) {
+                None => None,
+                Some((text, path, line)) => Some(
+                    crate::cli::parse_duration(text.get_ref())
+                        .map_err(|reason| SpecError::MaxAge { path, line, reason })?,
+                ),
+            };
         let (vault, aws) = spec
             .as_ref()
             .map(|s| (s.file.vault.clone(), s.file.aws.clone()))
@@ -238,10 +294,9 @@ fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEnt
             expand_table: false,
             origin,
         }),
-        None => Err(origin.error(format!(
-            "`{}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
-            text.escape_debug()
-        ))),
+        None => Err(origin.error(EntryError::NotAssignment {
+            text: text.to_string(),
+        })),
     }
 }
 
@@ -254,30 +309,22 @@ impl RawEntry {
             is_env_name(&self.name)
         };
         if !name_ok {
-            return Err(origin.error(format!(
-                "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
-                // Escaped: a name with a line break must not break the one-line error.
-                self.name.escape_debug()
-            )));
+            return Err(origin.error(EntryError::InvalidName { name: self.name }));
         }
         if self.name.starts_with("STEPSECRET_") {
-            return Err(origin.error(format!(
-                "{} is reserved: names starting with STEPSECRET_ configure stepsecret itself",
-                self.name
-            )));
+            return Err(origin.error(EntryError::Reserved { name: self.name }));
         }
-        let reference: Reference = self
-            .reference
-            .parse()
-            .map_err(|e| origin.error(format!("{}: {e}", self.name)))?;
+        let reference: Reference = self.reference.parse().map_err(|error| {
+            origin.error(EntryError::Reference {
+                name: self.name.clone(),
+                error,
+            })
+        })?;
         let expand = if self.expand_table {
             Some(self.name.clone())
         } else if reference.selector == Selector::All {
             if self.target == Target::File {
-                return Err(origin.error(format!(
-                    "{}: #* expands into variables and cannot be written to one file; name a key instead",
-                    self.name
-                )));
+                return Err(origin.error(EntryError::ExpandIntoFile { name: self.name }));
             }
             Some(format!("{}_", self.name))
         } else {
@@ -342,31 +389,69 @@ mod tests {
         assert_eq!(plan.backends(), [Backend::Age]);
     }
 
+    /// The entry error of a flag (a usage error) or of anything else (a spec error).
+    fn entry_err(a: SpecArgs) -> (Origin, EntryError, u8) {
+        let e = Plan::build(&a, &Env::default()).unwrap_err();
+        let code = e.exit_code();
+        match e {
+            Error::Usage(UsageError::Entry { origin, error })
+            | Error::Spec(SpecError::Entry { origin, error }) => (origin, *error, code),
+            other => panic!("not an entry error: {other:?}"),
+        }
+    }
+
     #[test]
     fn duplicates_are_refused_naming_both_places() {
         let (msg, code) = build_err(args(&["A=age://s.age#a"], &[], Some("A=age://s.age#b")));
         assert_eq!(code, 78);
-        assert!(
-            msg.contains("STEPSECRET_SECRETS line 1") && msg.contains("-s"),
-            "{msg}"
+        assert_eq!(
+            msg,
+            "STEPSECRET_SECRETS line 1: A is already defined at -s; each name may appear once"
         );
     }
 
     #[test]
     fn flag_mistakes_are_usage_errors_and_list_mistakes_spec_errors() {
-        assert_eq!(build_err(args(&["A"], &[], None)).1, 64);
-        assert_eq!(build_err(args(&["1A=age://x#k"], &[], None)).1, 64);
-        assert_eq!(build_err(args(&["A=nope"], &[], None)).1, 64);
-        let (msg, code) = build_err(args(&[], &[], Some("A=age://x#k\nB=s3://x")));
-        assert_eq!(code, 78);
-        assert!(
-            msg.starts_with("STEPSECRET_SECRETS line 2: B: unknown scheme"),
-            "{msg}"
+        assert_eq!(
+            entry_err(args(&["A"], &[], None)),
+            (
+                Origin::SecretFlag,
+                EntryError::NotAssignment { text: "A".into() },
+                64
+            )
         );
-        assert!(
-            build_err(args(&["STEPSECRET_X=age://x#k"], &[], None))
-                .0
-                .contains("reserved")
+        assert_eq!(
+            build_err(args(&[], &["A"], None)).0,
+            "--file: `A` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)"
+        );
+        assert_eq!(
+            build_err(args(&["1A=age://x#k"], &[], None)),
+            (
+                "-s: `1A` is not a valid variable name (letters, digits and _, not starting with a digit)"
+                    .into(),
+                64
+            )
+        );
+        let (origin, error, code) = entry_err(args(&["A=nope"], &[], None));
+        assert_eq!((origin, code), (Origin::SecretFlag, 64));
+        assert!(matches!(
+            error,
+            EntryError::Reference { name, error: ReferenceError::NotAReference { .. } } if name == "A"
+        ));
+        let (origin, error, code) = entry_err(args(&[], &[], Some("A=age://x#k\nB=s3://x")));
+        assert_eq!((origin, code), (Origin::SecretsList { line: 2 }, 78));
+        assert!(matches!(
+            error,
+            EntryError::Reference { name, error: ReferenceError::UnknownScheme { scheme, .. } }
+                if name == "B" && scheme == "s3"
+        ));
+        assert_eq!(
+            build_err(args(&[], &[], Some("B=s3://x"))).0,
+            "STEPSECRET_SECRETS line 1: B: unknown scheme `s3://` in `s3://x`: use vault://, aws-sm:// or age://"
+        );
+        assert_eq!(
+            build_err(args(&["STEPSECRET_X=age://x#k"], &[], None)).0,
+            "-s: STEPSECRET_X is reserved: names starting with STEPSECRET_ configure stepsecret itself"
         );
     }
 
@@ -374,11 +459,25 @@ mod tests {
     fn expansion_prefixes() {
         let plan = Plan::build(&args(&["DB=age://s.age#*"], &[], None), &Env::default()).unwrap();
         assert_eq!(plan.entries[0].expand.as_deref(), Some("DB_"));
-        assert!(
-            build_err(args(&[], &["DB=age://s.age#*"], None))
-                .0
-                .contains("cannot be written")
+        assert_eq!(
+            build_err(args(&[], &["DB=age://s.age#*"], None)).0,
+            "--file: DB: #* expands into variables and cannot be written to one file; name a key instead"
         );
+    }
+
+    #[test]
+    fn a_bad_max_age_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stepsecret.toml");
+        std::fs::write(&path, "[policy]\nmax_age = \"soon\"\n").unwrap();
+        let mut a = args(&[], &[], None);
+        a.spec = Some(path.clone());
+        let e = Plan::build(&a, &Env::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Spec(SpecError::MaxAge { line: 2, .. })),
+            "{e:?}"
+        );
+        assert_eq!(e.exit_code(), 78);
     }
 
     #[test]
@@ -392,12 +491,14 @@ mod tests {
         .unwrap();
         let mut a = args(&[], &[], None);
         a.spec = Some(path.clone());
-        let (msg, code) = build_err(a);
+        let (origin, error, code) = entry_err(a);
         assert_eq!(code, 78);
-        assert!(
-            msg.starts_with(&format!("{}:5: B: ", path.display())),
-            "{msg}"
-        );
+        assert_eq!(origin, Origin::Spec { path, line: 5 });
+        assert!(matches!(
+            error,
+            EntryError::Reference { name, error: ReferenceError::NotAReference { raw } }
+                if name == "B" && raw == "vault:/x"
+        ));
     }
 
     #[test]
@@ -405,6 +506,7 @@ mod tests {
         for name in ["A\rB", "A\u{2028}B", "A\nB"] {
             let (msg, _) = build_err(args(&[name], &[], None));
             assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
+            assert!(msg.starts_with("-s: `A"), "{msg:?}");
             let (msg, code) = build_err(args(&[&format!("{name}=age://s.age#k")], &[], None));
             assert_eq!(code, 64);
             assert!(

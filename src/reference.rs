@@ -27,12 +27,16 @@ use std::fmt;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// `vault://`: HashiCorp Vault or OpenBao.
     Vault,
+    /// `aws-sm://`: AWS Secrets Manager.
     Aws,
+    /// `age://`: an age-encrypted file.
     Age,
 }
 
 impl Backend {
+    /// Every backend, in a stable order.
     pub const ALL: [Backend; 3] = [Backend::Vault, Backend::Aws, Backend::Age];
 
     /// The scheme, without `://`.
@@ -59,12 +63,16 @@ impl fmt::Display for Backend {
 /// fetched once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
+    /// A Vault path.
     Vault(VaultLocation),
+    /// A Secrets Manager secret.
     Aws(AwsLocation),
+    /// An age file.
     Age(AgeLocation),
 }
 
 impl Location {
+    /// The backend that fetches it.
     pub fn backend(&self) -> Backend {
         match self {
             Location::Vault(_) => Backend::Vault,
@@ -127,7 +135,9 @@ pub struct VaultLocation {
 pub struct AwsLocation {
     /// A name, a full ARN or a partial ARN.
     pub secret_id: String,
+    /// `?version-stage=` (AWSCURRENT when neither is given).
     pub version_stage: Option<String>,
+    /// `?version-id=`.
     pub version_id: Option<String>,
     /// `?region=`; otherwise the ARN's region, the spec's, or the SDK's default.
     pub region: Option<String>,
@@ -178,11 +188,14 @@ impl fmt::Display for Selector {
 pub struct Reference {
     /// The text as the user wrote it, for messages.
     pub raw: String,
+    /// Where the secret lives.
     pub location: Location,
+    /// What to take from it.
     pub selector: Selector,
 }
 
 impl Reference {
+    /// The backend that fetches it.
     pub fn backend(&self) -> Backend {
         self.location.backend()
     }
@@ -194,10 +207,99 @@ impl fmt::Display for Reference {
     }
 }
 
-/// Why a reference did not parse. The message says what to write instead.
+/// Why a reference did not parse. Each message names the reference as written (`raw`) and says
+/// what to write instead; it is one line (a reference with a line break is refused first, and
+/// echoed escaped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ReferenceError(pub String);
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
+pub enum ReferenceError {
+    /// Whitespace or a control character anywhere in the reference.
+    #[error("reference `{}` contains whitespace or a control character", .raw.escape_debug())]
+    Whitespace { raw: String },
+    /// No `SCHEME://`.
+    #[error(
+        "`{raw}` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+    )]
+    NotAReference { raw: String },
+    /// A scheme other than `vault`, `aws-sm` or `age`.
+    #[error("unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm:// or age://")]
+    UnknownScheme { scheme: String, raw: String },
+    /// A part of the query without `=`.
+    #[error("`{part}` in `{raw}` is not KEY=VALUE (known parameters: {})", PARAMS.join(", "))]
+    NotKeyValue { part: String, raw: String },
+    /// A query parameter that is neither a known one nor (for `vault://`) a write parameter.
+    #[error("unknown parameter `{key}` in `{raw}` (known parameters: {})", PARAMS.join(", "))]
+    UnknownParameter { key: String, raw: String },
+    /// `KEY=` with nothing after the `=`.
+    #[error("parameter `{key}` in `{raw}` has no value")]
+    EmptyParameter { key: String, raw: String },
+    /// The same parameter twice.
+    #[error("parameter `{key}` appears twice in `{raw}`")]
+    DuplicateParameter { key: String, raw: String },
+    /// A `#` with nothing after it.
+    #[error(
+        "`{raw}` ends with `#` but names no key: write #KEY, #/json/pointer or #*, or drop the `#`"
+    )]
+    EmptyFragment { raw: String },
+    /// A JSON pointer with a `~` that is not `~0` or `~1`.
+    #[error(
+        "JSON pointer `{pointer}` in `{raw}` has a `~` not followed by 0 or 1 (write ~0 for ~ and ~1 for /)"
+    )]
+    BadPointerEscape { pointer: String, raw: String },
+    /// A parameter on a reference whose backend takes none (`age://`).
+    #[error("`{raw}` takes no parameters, but has `{key}`")]
+    NoParameters { key: String, raw: String },
+    /// A parameter of another backend (`aws-sm://` given `?version=`).
+    #[error("`{key}` does not apply to `{raw}` (it takes: {})", .allowed.join(", "))]
+    ParameterDoesNotApply {
+        key: String,
+        raw: String,
+        allowed: &'static [&'static str],
+    },
+    /// An AWS parameter on a `vault://` reference.
+    #[error(
+        "`{key}` does not apply to `{raw}` (vault:// takes ?version=N, or a write's parameters)"
+    )]
+    VaultParameterDoesNotApply { key: String, raw: String },
+    /// A `vault://` path without both a mount and a path inside it.
+    #[error(
+        "`{raw}` needs a mount and a path: vault://MOUNT/PATH#KEY, e.g. vault://secret/prod/db#password"
+    )]
+    VaultNeedsMountAndPath { raw: String },
+    /// A `vault://` path with an empty, `.` or `..` segment.
+    #[error("`{raw}` has an empty, `.` or `..` path segment")]
+    VaultBadSegment { raw: String },
+    /// `?version=` that is not a whole number from 1.
+    #[error("version `{version}` in `{raw}` is not a positive whole number")]
+    BadVersion { version: String, raw: String },
+    /// `?version=` together with write parameters.
+    #[error("`{raw}` mixes ?version= (a KV read) with write parameters; use one or the other")]
+    VersionWithWriteParameters { raw: String },
+    /// `aws-sm://` with nothing after it.
+    #[error("`{raw}` names no secret: write aws-sm://NAME#KEY or aws-sm://ARN#KEY")]
+    AwsNoSecret { raw: String },
+    /// An `arn:` that is not a Secrets Manager secret's ARN.
+    #[error(
+        "`{arn}` in `{raw}` is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
+    )]
+    AwsBadArn { arn: String, raw: String },
+    /// A secret name AWS would refuse.
+    #[error(
+        "`{name}` in `{raw}` is not a valid secret name (letters, digits and /_+=.@- only, at most 512)"
+    )]
+    AwsBadName { name: String, raw: String },
+    /// `?region=` that contradicts the ARN's region.
+    #[error("`{raw}` says region={region} but its ARN is in {arn_region}")]
+    AwsRegionMismatch {
+        raw: String,
+        region: String,
+        arn_region: String,
+    },
+    /// `age://` naming no file.
+    #[error("`{raw}` names no file: write age://PATH/TO/FILE.age#KEY (relative to the spec file)")]
+    AgeNoFile { raw: String },
+}
 
 const PARAMS: [&str; 4] = ["version", "version-stage", "version-id", "region"];
 
@@ -205,22 +307,21 @@ impl std::str::FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let err = |msg: String| Err(ReferenceError(msg));
         if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return err(format!(
-                "reference `{}` contains whitespace or a control character",
-                raw.escape_debug()
-            ));
+            return Err(ReferenceError::Whitespace {
+                raw: raw.to_string(),
+            });
         }
         let Some((scheme, rest)) = raw.split_once("://") else {
-            return err(format!(
-                "`{raw}` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
-            ));
+            return Err(ReferenceError::NotAReference {
+                raw: raw.to_string(),
+            });
         };
         let Some(backend) = Backend::from_scheme(scheme) else {
-            return err(format!(
-                "unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm:// or age://"
-            ));
+            return Err(ReferenceError::UnknownScheme {
+                scheme: scheme.to_string(),
+                raw: raw.to_string(),
+            });
         };
 
         let (before_fragment, fragment) = match rest.split_once('#') {
@@ -273,29 +374,31 @@ fn parse_query<'a>(
     let mut params: Params<'a> = Vec::new();
     for part in query.split('&') {
         let Some((key, value)) = part.split_once('=') else {
-            return Err(ReferenceError(format!(
-                "`{part}` in `{raw}` is not KEY=VALUE (known parameters: {})",
-                PARAMS.join(", ")
-            )));
+            return Err(ReferenceError::NotKeyValue {
+                part: part.to_string(),
+                raw: raw.to_string(),
+            });
         };
         let write_parameter = backend == Backend::Vault
             && !key.is_empty()
             && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !PARAMS.contains(&key) && !write_parameter {
-            return Err(ReferenceError(format!(
-                "unknown parameter `{key}` in `{raw}` (known parameters: {})",
-                PARAMS.join(", ")
-            )));
+            return Err(ReferenceError::UnknownParameter {
+                key: key.to_string(),
+                raw: raw.to_string(),
+            });
         }
         if value.is_empty() {
-            return Err(ReferenceError(format!(
-                "parameter `{key}` in `{raw}` has no value"
-            )));
+            return Err(ReferenceError::EmptyParameter {
+                key: key.to_string(),
+                raw: raw.to_string(),
+            });
         }
         if params.iter().any(|(k, _)| *k == key) {
-            return Err(ReferenceError(format!(
-                "parameter `{key}` appears twice in `{raw}`"
-            )));
+            return Err(ReferenceError::DuplicateParameter {
+                key: key.to_string(),
+                raw: raw.to_string(),
+            });
         }
         params.push((key, value));
     }
@@ -305,9 +408,9 @@ fn parse_query<'a>(
 fn parse_selector(raw: &str, fragment: Option<&str>) -> Result<Selector, ReferenceError> {
     match fragment {
         None => Ok(Selector::Whole),
-        Some("") => Err(ReferenceError(format!(
-            "`{raw}` ends with `#` but names no key: write #KEY, #/json/pointer or #*, or drop the `#`"
-        ))),
+        Some("") => Err(ReferenceError::EmptyFragment {
+            raw: raw.to_string(),
+        }),
         Some("*") => Ok(Selector::All),
         Some(pointer) if pointer.starts_with('/') => {
             let bad_escape = pointer
@@ -315,9 +418,10 @@ fn parse_selector(raw: &str, fragment: Option<&str>) -> Result<Selector, Referen
                 .skip(1)
                 .any(|after| !(after.starts_with('0') || after.starts_with('1')));
             if bad_escape {
-                return Err(ReferenceError(format!(
-                    "JSON pointer `{pointer}` in `{raw}` has a `~` not followed by 0 or 1 (write ~0 for ~ and ~1 for /)"
-                )));
+                return Err(ReferenceError::BadPointerEscape {
+                    pointer: pointer.to_string(),
+                    raw: raw.to_string(),
+                });
             }
             Ok(Selector::Pointer(pointer.to_string()))
         }
@@ -325,16 +429,22 @@ fn parse_selector(raw: &str, fragment: Option<&str>) -> Result<Selector, Referen
     }
 }
 
-fn only_params(raw: &str, params: &Params<'_>, allowed: &[&str]) -> Result<(), ReferenceError> {
+fn only_params(
+    raw: &str,
+    params: &Params<'_>,
+    allowed: &'static [&'static str],
+) -> Result<(), ReferenceError> {
     match params.iter().find(|(k, _)| !allowed.contains(k)) {
         None => Ok(()),
-        Some((key, _)) if allowed.is_empty() => Err(ReferenceError(format!(
-            "`{raw}` takes no parameters, but has `{key}`"
-        ))),
-        Some((key, _)) => Err(ReferenceError(format!(
-            "`{key}` does not apply to `{raw}` (it takes: {})",
-            allowed.join(", ")
-        ))),
+        Some((key, _)) if allowed.is_empty() => Err(ReferenceError::NoParameters {
+            key: key.to_string(),
+            raw: raw.to_string(),
+        }),
+        Some((key, _)) => Err(ReferenceError::ParameterDoesNotApply {
+            key: key.to_string(),
+            raw: raw.to_string(),
+            allowed,
+        }),
     }
 }
 
@@ -349,33 +459,35 @@ fn vault_location(
 ) -> Result<VaultLocation, ReferenceError> {
     let aws_only = ["version-stage", "version-id", "region"];
     if let Some((key, _)) = params.iter().find(|(k, _)| aws_only.contains(k)) {
-        return Err(ReferenceError(format!(
-            "`{key}` does not apply to `{raw}` (vault:// takes ?version=N, or a write's parameters)"
-        )));
+        return Err(ReferenceError::VaultParameterDoesNotApply {
+            key: key.to_string(),
+            raw: raw.to_string(),
+        });
     }
     let path = body.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').collect();
     if path.is_empty() || path.starts_with('/') || segments.len() < 2 {
-        return Err(ReferenceError(format!(
-            "`{raw}` needs a mount and a path: vault://MOUNT/PATH#KEY, e.g. vault://secret/prod/db#password"
-        )));
+        return Err(ReferenceError::VaultNeedsMountAndPath {
+            raw: raw.to_string(),
+        });
     }
     if segments
         .iter()
         .any(|s| s.is_empty() || *s == "." || *s == "..")
     {
-        return Err(ReferenceError(format!(
-            "`{raw}` has an empty, `.` or `..` path segment"
-        )));
+        return Err(ReferenceError::VaultBadSegment {
+            raw: raw.to_string(),
+        });
     }
     let version = match param(params, "version") {
         None => None,
         Some(v) => match v.parse::<u64>() {
             Ok(n) if n >= 1 => Some(n),
             _ => {
-                return Err(ReferenceError(format!(
-                    "version `{v}` in `{raw}` is not a positive whole number"
-                )));
+                return Err(ReferenceError::BadVersion {
+                    version: v.to_string(),
+                    raw: raw.to_string(),
+                });
             }
         },
     };
@@ -385,9 +497,9 @@ fn vault_location(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     if version.is_some() && !params.is_empty() {
-        return Err(ReferenceError(format!(
-            "`{raw}` mixes ?version= (a KV read) with write parameters; use one or the other"
-        )));
+        return Err(ReferenceError::VersionWithWriteParameters {
+            raw: raw.to_string(),
+        });
     }
     Ok(VaultLocation {
         path: path.to_string(),
@@ -399,9 +511,9 @@ fn vault_location(
 fn aws_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AwsLocation, ReferenceError> {
     only_params(raw, params, &["version-stage", "version-id", "region"])?;
     if body.is_empty() {
-        return Err(ReferenceError(format!(
-            "`{raw}` names no secret: write aws-sm://NAME#KEY or aws-sm://ARN#KEY"
-        )));
+        return Err(ReferenceError::AwsNoSecret {
+            raw: raw.to_string(),
+        });
     }
     if let Some(arn) = body.strip_prefix("arn:") {
         let fields: Vec<&str> = arn.splitn(6, ':').collect();
@@ -413,18 +525,20 @@ fn aws_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AwsLocatio
             && fields[4] == "secret"
             && !fields[5].is_empty();
         if !well_formed {
-            return Err(ReferenceError(format!(
-                "`{body}` in `{raw}` is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
-            )));
+            return Err(ReferenceError::AwsBadArn {
+                arn: body.to_string(),
+                raw: raw.to_string(),
+            });
         }
     } else if body.len() > 512
         || !body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
     {
-        return Err(ReferenceError(format!(
-            "`{body}` in `{raw}` is not a valid secret name (letters, digits and /_+=.@- only, at most 512)"
-        )));
+        return Err(ReferenceError::AwsBadName {
+            name: body.to_string(),
+            raw: raw.to_string(),
+        });
     }
     let location = AwsLocation {
         secret_id: body.to_string(),
@@ -435,9 +549,11 @@ fn aws_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AwsLocatio
     if let (Some(region), Some(arn_region)) = (&location.region, location.arn_region())
         && region != arn_region
     {
-        return Err(ReferenceError(format!(
-            "`{raw}` says region={region} but its ARN is in {arn_region}"
-        )));
+        return Err(ReferenceError::AwsRegionMismatch {
+            raw: raw.to_string(),
+            region: region.clone(),
+            arn_region: arn_region.to_string(),
+        });
     }
     Ok(location)
 }
@@ -445,9 +561,9 @@ fn aws_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AwsLocatio
 fn age_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AgeLocation, ReferenceError> {
     only_params(raw, params, &[])?;
     if body.is_empty() || body.ends_with('/') {
-        return Err(ReferenceError(format!(
-            "`{raw}` names no file: write age://PATH/TO/FILE.age#KEY (relative to the spec file)"
-        )));
+        return Err(ReferenceError::AgeNoFile {
+            raw: raw.to_string(),
+        });
     }
     Ok(AgeLocation {
         path: body.to_string(),
@@ -462,8 +578,8 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    fn error(s: &str) -> String {
-        s.parse::<Reference>().unwrap_err().0
+    fn error(s: &str) -> ReferenceError {
+        s.parse::<Reference>().unwrap_err()
     }
 
     #[test]
@@ -497,8 +613,16 @@ mod tests {
             parse("age://a.age#/db/pass~1word").selector,
             Selector::Pointer("/db/pass~1word".into())
         );
-        assert!(error("age://a.age#").contains("names no key"));
-        assert!(error("age://a.age#/x~2").contains("~0"));
+        assert_eq!(
+            error("age://a.age#"),
+            ReferenceError::EmptyFragment {
+                raw: "age://a.age#".into()
+            }
+        );
+        assert_eq!(
+            error("age://a.age#/x~2").to_string(),
+            "JSON pointer `/x~2` in `age://a.age#/x~2` has a `~` not followed by 0 or 1 (write ~0 for ~ and ~1 for /)"
+        );
     }
 
     #[test]
@@ -525,28 +649,96 @@ mod tests {
         };
         assert_eq!(loc.version_stage.as_deref(), Some("AWSPREVIOUS"));
         assert_eq!(loc.region.as_deref(), Some("us-east-2"));
-        assert!(
+        assert_eq!(
             error("aws-sm://arn:aws:secretsmanager:eu-west-1:1:secret:x?region=us-east-1")
-                .contains("ARN is in eu-west-1")
+                .to_string(),
+            "`aws-sm://arn:aws:secretsmanager:eu-west-1:1:secret:x?region=us-east-1` says \
+             region=us-east-1 but its ARN is in eu-west-1"
         );
-        assert!(error("aws-sm://arn:aws:s3:::bucket").contains("not a Secrets Manager ARN"));
-        assert!(error("aws-sm://bad name").contains("whitespace"));
-        assert!(error("aws-sm://bad*name").contains("not a valid secret name"));
+        assert!(matches!(
+            error("aws-sm://arn:aws:s3:::bucket"),
+            ReferenceError::AwsBadArn { arn, .. } if arn == "arn:aws:s3:::bucket"
+        ));
+        assert_eq!(
+            error("aws-sm://bad name").to_string(),
+            "reference `aws-sm://bad name` contains whitespace or a control character"
+        );
+        assert_eq!(
+            error("aws-sm://bad\nname").to_string(),
+            "reference `aws-sm://bad\\nname` contains whitespace or a control character"
+        );
+        assert!(matches!(
+            error("aws-sm://bad*name"),
+            ReferenceError::AwsBadName { name, .. } if name == "bad*name"
+        ));
     }
 
     #[test]
     fn rejects_what_does_not_apply() {
-        assert!(error("vault://secret/x?version-stage=AWSCURRENT").contains("does not apply"));
-        assert!(error("vault://secret/x?version=0").contains("positive"));
-        assert!(error("vault://secret").contains("needs a mount and a path"));
-        assert!(error("vault://secret//x").contains("empty"));
-        assert!(error("age://a.age?version=2").contains("takes no parameters"));
-        assert!(error("s3://bucket/key").contains("unknown scheme"));
-        assert!(error("just-a-string").contains("not a reference"));
-        assert!(error("aws-sm://x?colour=blue").contains("unknown parameter"));
-        assert!(error("vault://secret/x?col-our=blue").contains("unknown parameter"));
-        assert!(error("vault://pki/issue/x?version=2&ttl=1h").contains("mixes"));
-        assert!(error("vault://secret/x?version=1&version=2").contains("twice"));
+        assert!(matches!(
+            error("vault://secret/x?version-stage=AWSCURRENT"),
+            ReferenceError::VaultParameterDoesNotApply { key, .. } if key == "version-stage"
+        ));
+        assert_eq!(
+            error("aws-sm://x?version=2").to_string(),
+            "`version` does not apply to `aws-sm://x?version=2` (it takes: version-stage, version-id, region)"
+        );
+        assert!(matches!(
+            error("vault://secret/x?version=0"),
+            ReferenceError::BadVersion { version, .. } if version == "0"
+        ));
+        assert!(matches!(
+            error("vault://secret"),
+            ReferenceError::VaultNeedsMountAndPath { .. }
+        ));
+        assert!(matches!(
+            error("vault://secret//x"),
+            ReferenceError::VaultBadSegment { .. }
+        ));
+        assert_eq!(
+            error("age://a.age?version=2").to_string(),
+            "`age://a.age?version=2` takes no parameters, but has `version`"
+        );
+        assert_eq!(
+            error("s3://bucket/key").to_string(),
+            "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm:// or age://"
+        );
+        assert_eq!(
+            error("just-a-string").to_string(),
+            "`just-a-string` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+        );
+        assert_eq!(
+            error("aws-sm://x?colour=blue").to_string(),
+            "unknown parameter `colour` in `aws-sm://x?colour=blue` (known parameters: version, version-stage, version-id, region)"
+        );
+        assert!(matches!(
+            error("vault://secret/x?col-our=blue"),
+            ReferenceError::UnknownParameter { key, .. } if key == "col-our"
+        ));
+        assert_eq!(
+            error("vault://secret/x?region").to_string(),
+            "`region` in `vault://secret/x?region` is not KEY=VALUE (known parameters: version, version-stage, version-id, region)"
+        );
+        assert!(matches!(
+            error("vault://secret/x?ttl="),
+            ReferenceError::EmptyParameter { key, .. } if key == "ttl"
+        ));
+        assert!(matches!(
+            error("vault://pki/issue/x?version=2&ttl=1h"),
+            ReferenceError::VersionWithWriteParameters { .. }
+        ));
+        assert!(matches!(
+            error("vault://secret/x?version=1&version=2"),
+            ReferenceError::DuplicateParameter { key, .. } if key == "version"
+        ));
+        assert!(matches!(
+            error("aws-sm://#k"),
+            ReferenceError::AwsNoSecret { .. }
+        ));
+        assert!(matches!(
+            error("age://dir/#k"),
+            ReferenceError::AgeNoFile { .. }
+        ));
     }
 
     #[test]

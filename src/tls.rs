@@ -7,6 +7,9 @@
 //! one. Where there is none (a FROM-scratch container such as the Bitbucket pipe's), each
 //! backend falls back to the Mozilla roots compiled into its HTTP client.
 
+// Each backend uses its part: a build with only one of them leaves the other's unused.
+#![cfg_attr(not(all(feature = "vault", feature = "aws")), allow(dead_code))]
+
 use std::path::{Path, PathBuf};
 
 use crate::env::Env;
@@ -31,7 +34,7 @@ const SYSTEM_DIRS: [&str; 3] = [
 
 /// The system's trust store, as the run's environment points to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SystemStore {
+pub(crate) struct SystemStore {
     /// SSL_CERT_FILE, when set.
     file: Option<PathBuf>,
     /// SSL_CERT_DIR, when set.
@@ -40,7 +43,7 @@ pub struct SystemStore {
 
 impl SystemStore {
     /// The store SSL_CERT_FILE / SSL_CERT_DIR select, else the distribution's.
-    pub fn from_env(env: &Env) -> SystemStore {
+    pub(crate) fn from_env(env: &Env) -> SystemStore {
         SystemStore {
             file: env.path("SSL_CERT_FILE"),
             dir: env.path("SSL_CERT_DIR"),
@@ -49,7 +52,7 @@ impl SystemStore {
 
     /// Whether there are certificates to load: the selected file or directory when either
     /// variable is set (then nothing else is looked at), else any of the usual places.
-    pub fn present(&self) -> bool {
+    pub(crate) fn present(&self) -> bool {
         if self.file.is_some() || self.dir.is_some() {
             return self.file.as_deref().is_some_and(non_empty_file)
                 || self.dir.as_deref().is_some_and(non_empty_dir);
@@ -60,7 +63,7 @@ impl SystemStore {
 
     /// The CA bundle file: SSL_CERT_FILE when set, else the first of the usual bundles that
     /// exists.
-    pub fn bundle(&self) -> Option<PathBuf> {
+    pub(crate) fn bundle(&self) -> Option<PathBuf> {
         match &self.file {
             Some(file) => Some(file.clone()),
             None => SYSTEM_FILES

@@ -12,8 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{KeygenArgs, SealArgs};
 use crate::dotenv;
-use crate::error::Error;
-use crate::spec::plain_io_error;
+use crate::error::{Error, UsageError};
 
 pub(super) fn keygen(args: KeygenArgs) -> Result<u8, Error> {
     let identity = age::x25519::Identity::generate();
@@ -65,11 +64,11 @@ pub(super) fn seal(args: SealArgs) -> Result<u8, Error> {
     } else {
         args.input.display().to_string()
     };
-    validate(&plaintext).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+    validate(&plaintext, &shown)?;
 
     let output = match &args.output {
         Some(path) => path.clone(),
-        None if stdin => return Err(Error::Usage("reading stdin needs -o FILE".into())),
+        None if stdin => return Err(UsageError::SealStdinNeedsOutput.into()),
         None => {
             let mut name = args.input.clone().into_os_string();
             name.push(".age");
@@ -77,8 +76,10 @@ pub(super) fn seal(args: SealArgs) -> Result<u8, Error> {
         }
     };
     let recipient_refs = recipients.iter().map(|r| r as &dyn age::Recipient);
-    let encryptor = age::Encryptor::with_recipients(recipient_refs)
-        .map_err(|e| Error::Usage(format!("cannot encrypt to these recipients: {e}")))?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipient_refs).map_err(|e| UsageError::CannotEncrypt {
+            reason: e.to_string(),
+        })?;
     let mut ciphertext = Vec::with_capacity(plaintext.len() + 512);
     let format = if args.armor {
         age::armor::Format::AsciiArmor
@@ -120,23 +121,25 @@ pub(super) fn seal(args: SealArgs) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// Only files an `age://` reference can read are sealed: a JSON object or dotenv.
-fn validate(plaintext: &[u8]) -> Result<(), String> {
+/// Only files an `age://` reference can read are sealed: a JSON object or dotenv. `input` is
+/// the file's name (or `stdin`) for the message, which never shows its content.
+fn validate(plaintext: &[u8], input: &str) -> Result<(), UsageError> {
+    let input = input.to_string();
     let first = plaintext.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
         match serde_json::from_slice::<serde_json::Value>(plaintext) {
             Ok(serde_json::Value::Object(_)) => Ok(()),
-            Ok(_) => Err("is JSON but not an object".into()),
-            Err(e) => Err(format!(
-                "is not valid JSON (line {} column {})",
-                e.line(),
-                e.column()
-            )),
+            Ok(_) => Err(UsageError::SealJsonNotObject { input }),
+            Err(e) => Err(UsageError::SealInvalidJson {
+                input,
+                line: e.line(),
+                column: e.column(),
+            }),
         }
     } else {
         dotenv::parse(plaintext)
             .map(drop)
-            .map_err(|e| format!("is neither a JSON object nor valid dotenv ({e})"))
+            .map_err(|reason| UsageError::SealInvalidDotenv { input, reason })
     }
 }
 
@@ -147,12 +150,11 @@ fn recipients(args: &SealArgs) -> Result<Vec<age::x25519::Recipient>, Error> {
         .map(|r| (r.clone(), "-r".to_string()))
         .collect();
     for path in &args.recipients_file {
-        let content = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!(
-                "cannot read {}: {}",
-                path.display(),
-                plain_io_error(&e)
-            ))
+        let content = std::fs::read_to_string(path).map_err(|source| {
+            UsageError::RecipientsFileUnreadable {
+                path: path.clone(),
+                source,
+            }
         })?;
         for (i, line) in content.lines().enumerate() {
             let line = line.trim();
@@ -162,17 +164,16 @@ fn recipients(args: &SealArgs) -> Result<Vec<age::x25519::Recipient>, Error> {
         }
     }
     if texts.is_empty() {
-        return Err(Error::Usage(
-            "no recipients: give -r age1... or -R FILE (see `stepsecret keygen`)".into(),
-        ));
+        return Err(UsageError::NoRecipients.into());
     }
     texts
         .iter()
         .map(|(text, from)| {
             age::x25519::Recipient::from_str(text).map_err(|_| {
-                Error::Usage(format!(
-                    "{from}: `{text}` is not an age recipient (age1...)"
-                ))
+                Error::from(UsageError::BadRecipient {
+                    from: from.clone(),
+                    text: text.clone(),
+                })
             })
         })
         .collect()

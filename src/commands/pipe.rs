@@ -25,7 +25,7 @@ use super::warn;
 use crate::bundle;
 use crate::cli::{RunArgs, SpecArgs, parse_duration};
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::resolve::resolve;
 
@@ -49,14 +49,12 @@ fn secrets(env: &Env) -> Result<Option<String>, Error> {
     let count: usize = count
         .trim()
         .parse()
-        .map_err(|_| Error::Usage(format!("SECRETS_COUNT `{count}` is not a number")))?;
+        .map_err(|_| UsageError::SecretsCountNotANumber {
+            count: count.clone(),
+        })?;
     let lines: Vec<String> = (0..count)
         .map(|i| {
-            var(&format!("SECRETS_{i}")).ok_or_else(|| {
-                Error::Usage(format!(
-                    "SECRETS_COUNT is {count} but SECRETS_{i} is not set"
-                ))
-            })
+            var(&format!("SECRETS_{i}")).ok_or(UsageError::SecretsEntryMissing { count, index: i })
         })
         .collect::<Result<_, _>>()?;
     Ok(Some(lines.join("\n")))
@@ -76,7 +74,10 @@ pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
     let env = &env;
     let var = |name: &str| var(env, name);
     let timeout = match var("TIMEOUT") {
-        Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("TIMEOUT: {e}")))?,
+        Some(t) => parse_duration(&t).map_err(|reason| UsageError::BadDuration {
+            variable: "TIMEOUT",
+            reason,
+        })?,
         None => Duration::from_secs(30),
     };
     let spec = SpecArgs {
@@ -114,51 +115,43 @@ pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
         }
     }
     match (var("EXPORT_RECIPIENT"), var("COMMAND")) {
-        (Some(_), Some(_)) => Err(Error::Usage(
-            "set COMMAND (run it here) or EXPORT_RECIPIENT (hand the secrets to a later `stepsecret run --bundle`), not both".into(),
-        )),
+        (Some(_), Some(_)) => Err(UsageError::CommandAndExport.into()),
         (Some(recipient), None) => export(&spec, &recipient, env),
         (None, Some(command)) => super::run::run(
             RunArgs {
-            spec,
-            no_redact: false,
-            max_age: None,
-            enforce_max_age: false,
-            bundle: None,
-            audit_log: var("AUDIT_LOG").map(PathBuf::from),
-            command: vec![OsString::from("sh"), OsString::from("-c"), OsString::from(command)],
+                spec,
+                no_redact: false,
+                max_age: None,
+                enforce_max_age: false,
+                bundle: None,
+                audit_log: var("AUDIT_LOG").map(PathBuf::from),
+                command: vec![
+                    OsString::from("sh"),
+                    OsString::from("-c"),
+                    OsString::from(command),
+                ],
             },
             env,
         ),
-        (None, None) => Err(Error::Usage(
-            "the pipe needs COMMAND (the command to run with the secrets) or EXPORT_RECIPIENT".into(),
-        )),
+        (None, None) => Err(UsageError::NoCommandOrExport.into()),
     }
 }
 
 fn export(spec: &SpecArgs, recipient: &str, env: &Env) -> Result<u8, Error> {
     let var = |name: &str| var(env, name);
-    let dir = var("BITBUCKET_PIPE_SHARED_STORAGE_DIR").ok_or_else(|| {
-        Error::Usage(
-            "EXPORT_RECIPIENT needs BITBUCKET_PIPE_SHARED_STORAGE_DIR (set by Bitbucket for pipes)"
-                .into(),
-        )
-    })?;
-    let step = var(bundle::STEP_ENV).ok_or_else(|| {
-        Error::Usage(format!(
-            "EXPORT_RECIPIENT needs {} (set by Bitbucket)",
-            bundle::STEP_ENV
-        ))
-    })?;
+    let dir =
+        var("BITBUCKET_PIPE_SHARED_STORAGE_DIR").ok_or(UsageError::ExportNeedsSharedStorage)?;
+    let step = var(bundle::STEP_ENV).ok_or(UsageError::ExportNeedsStep)?;
     let ttl = match var("BUNDLE_TTL") {
-        Some(t) => parse_duration(&t).map_err(|e| Error::Usage(format!("BUNDLE_TTL: {e}")))?,
+        Some(t) => parse_duration(&t).map_err(|reason| UsageError::BadDuration {
+            variable: "BUNDLE_TTL",
+            reason,
+        })?,
         None => DEFAULT_BUNDLE_TTL,
     };
     let plan = Plan::build(spec, env)?;
     if plan.entries.is_empty() {
-        return Err(Error::Usage(
-            "nothing to export: set SPEC or SECRETS".into(),
-        ));
+        return Err(UsageError::NothingToExport.into());
     }
     let (vars, mut sources) = resolve(&plan, &|| None)?.into_vars(&plan)?;
     let path = bundle::write(PathBuf::from(&dir).as_path(), recipient, &step, ttl, &vars)?;

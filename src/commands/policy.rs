@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{CiKind, Format, PolicyArgs, PolicyFor};
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::reference::{AwsLocation, Location, VaultLocation};
 
@@ -49,27 +49,27 @@ impl Identity {
     fn new(args: &PolicyArgs) -> Result<Identity, Error> {
         let (org, project) = match args.ci {
             CiKind::Circleci => (
-                args.org.clone().ok_or_else(|| {
-                    Error::Usage("--ci circleci needs --org ORG_ID (Organization Settings > Overview)".into())
-                })?,
-                args.project.clone().ok_or_else(|| {
-                    Error::Usage("--ci circleci needs --project PROJECT_ID (Project Settings > Overview)".into())
-                })?,
+                args.org.clone().ok_or(UsageError::PolicyNeedsOrg)?,
+                args.project.clone().ok_or(UsageError::PolicyNeedsProject)?,
             ),
             CiKind::Bitbucket => (
-                args.workspace.as_deref().map(unbrace).ok_or_else(|| {
-                    Error::Usage("--ci bitbucket needs --workspace UUID (Repository settings > OpenID Connect)".into())
-                })?,
-                args.repo.as_deref().map(unbrace).ok_or_else(|| {
-                    Error::Usage("--ci bitbucket needs --repo UUID (Repository settings > OpenID Connect)".into())
-                })?,
+                args.workspace
+                    .as_deref()
+                    .map(unbrace)
+                    .ok_or(UsageError::PolicyNeedsWorkspace)?,
+                args.repo
+                    .as_deref()
+                    .map(unbrace)
+                    .ok_or(UsageError::PolicyNeedsRepo)?,
             ),
         };
         for (flag, value) in [("--org/--workspace", &org), ("--project/--repo", &project)] {
             if value.is_empty() || value.contains(['*', '"', '\n', ' ']) {
-                return Err(Error::Usage(format!(
-                    "{flag} `{value}` is not an id (no spaces, quotes or wildcards)"
-                )));
+                return Err(UsageError::PolicyBadId {
+                    flag,
+                    value: value.clone(),
+                }
+                .into());
             }
         }
         Ok(Identity {
@@ -142,9 +142,7 @@ fn vault_paths(
         }
     }
     if paths.is_empty() {
-        return Err(Error::Usage(
-            "the spec reads nothing from Vault: there is no vault:// reference to grant".into(),
-        ));
+        return Err(UsageError::PolicyNothingFromVault.into());
     }
     Ok(paths)
 }
@@ -255,9 +253,7 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
         })
         .collect();
     if locations.is_empty() {
-        return Err(Error::Usage(
-            "the spec reads nothing from AWS: there is no aws-sm:// reference to grant".into(),
-        ));
+        return Err(UsageError::PolicyNothingFromAws.into());
     }
     let account = args
         .account
@@ -274,11 +270,7 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
                 .iter()
                 .find_map(|l| arn_account(&l.secret_id).map(str::to_string))
         })
-        .ok_or_else(|| {
-            Error::Usage(
-                "no AWS account id: give --account ID (or set [aws] role_arn in the spec)".into(),
-            )
-        })?;
+        .ok_or(UsageError::PolicyNoAccount)?;
     let default_region = args
         .region
         .clone()
@@ -308,11 +300,8 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
                 .region
                 .clone()
                 .or_else(|| default_region.clone())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "no region for aws-sm://{}: give --region, [aws] region or ?region=",
-                        l.secret_id
-                    ))
+                .ok_or_else(|| UsageError::PolicyNoRegion {
+                    secret_id: l.secret_id.clone(),
                 })?;
             // AWS appends "-" and 6 random characters to every secret's name in its ARN.
             format!(
@@ -334,11 +323,10 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
             )
         }
         CiKind::Bitbucket => {
-            let slug = args.workspace_name.as_deref().ok_or_else(|| {
-                Error::Usage(
-                    "--ci bitbucket --for aws needs --workspace-name SLUG: the workspace's name in the OIDC issuer URL".into(),
-                )
-            })?;
+            let slug = args
+                .workspace_name
+                .as_deref()
+                .ok_or(UsageError::PolicyNeedsWorkspaceName)?;
             let host =
                 format!("api.bitbucket.org/2.0/workspaces/{slug}/pipelines-config/identity/oidc");
             (

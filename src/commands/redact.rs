@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::warn;
 use crate::cli::RedactArgs;
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::Plan;
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::resolve;
@@ -19,10 +19,7 @@ use crate::resolve::resolve;
 pub(super) fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec, env)?;
     if plan.entries.is_empty() && args.env.is_empty() {
-        return Err(Error::Usage(
-            "nothing to mask: give --spec FILE, -s NAME=REF, STEPSECRET_SECRETS or --env NAME"
-                .into(),
-        ));
+        return Err(UsageError::NothingToMask.into());
     }
     let vars = if plan.entries.is_empty() {
         Vec::new()

@@ -14,10 +14,10 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::warn;
-use crate::audit::{KEY_ENV, key_from_env};
+use crate::audit::key_from_env;
 use crate::cli::ScanArgs;
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, SpecError, UsageError};
 
 /// One value to look for.
 struct Wanted {
@@ -25,11 +25,7 @@ struct Wanted {
 }
 
 pub(super) fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
-    let key = key_from_env(env)?.ok_or_else(|| {
-        Error::Usage(format!(
-            "{KEY_ENV} is not set: scan needs the key the audit log's HMACs were made with"
-        ))
-    })?;
+    let key = key_from_env(env)?.ok_or(UsageError::AuditKeyMissing)?;
     let text = std::fs::read_to_string(&args.audit_log).map_err(|e| {
         Error::io(
             format!("cannot read the audit log {}", args.audit_log.display()),
@@ -43,12 +39,10 @@ pub(super) fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let record: Value = serde_json::from_str(line).map_err(|e| {
-            Error::Spec(format!(
-                "{}:{}: not an audit record ({e})",
-                args.audit_log.display(),
-                i + 1
-            ))
+        let record: Value = serde_json::from_str(line).map_err(|e| SpecError::AuditRecord {
+            path: args.audit_log.clone(),
+            line: i + 1,
+            reason: e.to_string(),
         })?;
         for var in record["variables"].as_array().into_iter().flatten() {
             let (Some(name), Some(hmac), Some(length)) = (
@@ -69,10 +63,10 @@ pub(super) fn scan(args: ScanArgs, env: &Env) -> Result<u8, Error> {
         }
     }
     if wanted.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} holds no value HMACs: runs must set {KEY_ENV} for scan to work",
-            args.audit_log.display()
-        )));
+        return Err(UsageError::NoValueHmacs {
+            path: args.audit_log.clone(),
+        }
+        .into());
     }
     let lengths: BTreeSet<usize> = wanted.keys().map(|(l, _)| *l).collect();
     let keyed = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");

@@ -23,7 +23,7 @@ use zeroize::Zeroize;
 
 use super::pre_exec;
 use super::signals::Signals;
-use crate::error::{Error, exit};
+use crate::error::{Error, UsageError, exit};
 use crate::redact::Redactor;
 
 /// How long the pumps wait for more output once the command has exited and the pipes are idle:
@@ -48,9 +48,10 @@ pub(crate) struct Launch<'a> {
 
 /// Runs the command to completion and returns the exit code to pass on.
 pub(crate) fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
-    let (program, args) = launch.command.split_first().ok_or_else(|| {
-        Error::Usage("no command given: stepsecret run [OPTIONS] -- COMMAND [ARGS]...".into())
-    })?;
+    let (program, args) = launch
+        .command
+        .split_first()
+        .ok_or(Error::Usage(UsageError::NoCommand))?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::inherit());
     for name in &launch.env.remove {

@@ -38,7 +38,7 @@ use crate::bundle::{self, BundledVar};
 use crate::cleanup::CleanupEvent;
 use crate::cli::RunArgs;
 use crate::env::Env;
-use crate::error::{Error, ErrorKind, Failure, SourceError, warn};
+use crate::error::{Error, ErrorKind, Failure, SourceError, UsageError, warn};
 use crate::plan::{Plan, Target};
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::{ResolvedVar, Sources, resolve};
@@ -89,9 +89,7 @@ impl<'e> Session<'e> {
         let started = Instant::now();
         let plan = Plan::build(&args.spec, self.env)?;
         if plan.entries.is_empty() && args.bundle.is_none() {
-            return Err(Error::Usage(
-                "no secrets to resolve: give --spec FILE (or ./stepsecret.toml), -s NAME=REF, --file NAME=REF, STEPSECRET_SECRETS or --bundle FILE".into(),
-            ));
+            return Err(UsageError::NothingToResolve.into());
         }
         self.phase("plan", started);
         let signals = self.signals.insert(
@@ -274,10 +272,10 @@ fn secrets<'a>(
         .iter()
         .find(|b| vars.iter().any(|v| v.name == b.name))
     {
-        return Err(Error::Usage(format!(
-            "{} is set by the bundle and by the spec; remove one",
-            b.name
-        )));
+        return Err(UsageError::SetByBundleAndSpec {
+            name: b.name.clone(),
+        }
+        .into());
     }
     Ok(vars
         .iter()

@@ -7,6 +7,7 @@ mod support;
 
 mod aws;
 mod cli;
+mod cli_snapshots;
 mod compliance;
 mod contract_age;
 mod contract_aws;

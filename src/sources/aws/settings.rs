@@ -184,7 +184,6 @@ mod tests {
         let parse = |text: &str| {
             crate::spec::Spec::parse(std::path::Path::new("s.toml"), text.to_string())
                 .map(|s| s.file.aws)
-                .map_err(|e| e.to_string())
         };
         let aws = parse(
             "[aws]\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/ci\"\nduration_seconds = 1800\noidc_token_env = \"CI_JOB_JWT_V2\"\naudience = \"sts.amazonaws.com\"\n",
@@ -195,7 +194,11 @@ mod tests {
         assert_eq!(s.duration_seconds, 1800);
         assert_eq!(s.oidc_token_env.as_deref(), Some("CI_JOB_JWT_V2"));
         let err = parse("[aws]\nrole = \"x\"\n").unwrap_err();
-        assert!(err.contains("s.toml:2") && err.contains("role"), "{err}");
+        assert!(
+            matches!(&err, crate::error::SpecError::Toml { line: Some(2), message, .. }
+                if message.contains("`role`")),
+            "{err:?}"
+        );
     }
 
     #[test]

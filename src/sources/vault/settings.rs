@@ -23,7 +23,7 @@ pub struct Tls {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     /// The system's trust store, used when no CA certificate is given.
-    pub system: SystemStore,
+    pub(crate) system: SystemStore,
 }
 
 /// Everything the Vault source needs to know before it sends a request.
