@@ -41,6 +41,19 @@ impl Target {
     }
 }
 
+/// An entry without `=`, for its error message: a bare upper-case name (`TOKEN`, a forgotten
+/// `=REF`) or a reference is shown; anything else may be a value and is not (see
+/// [`crate::reference::echo`]).
+fn echo_entry(text: &str) -> String {
+    let name =
+        !text.is_empty() && is_env_name(text) && !text.bytes().any(|b| b.is_ascii_lowercase());
+    if name {
+        format!("`{text}`")
+    } else {
+        crate::reference::echo(text)
+    }
+}
+
 /// Where an entry was written, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -93,8 +106,8 @@ impl fmt::Display for Origin {
 pub enum EntryError {
     /// A `-s` / `--file` value or STEPSECRET_SECRETS line without `=`.
     #[error(
-        "`{}` is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
-        .text.escape_debug()
+        "{} is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
+        echo_entry(.text)
     )]
     NotAssignment { text: String },
     /// A name that is not `[A-Za-z_][A-Za-z0-9_]*` (an `[expand]` prefix may also be empty).
@@ -506,7 +519,8 @@ mod tests {
         for name in ["A\rB", "A\u{2028}B", "A\nB"] {
             let (msg, _) = build_err(args(&[name], &[], None));
             assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
-            assert!(msg.starts_with("-s: `A"), "{msg:?}");
+            // Not a name and not a reference: it may be a value, so it is not shown at all.
+            assert!(msg.starts_with("-s: the text given (not shown"), "{msg:?}");
             let (msg, code) = build_err(args(&[&format!("{name}=age://s.age#k")], &[], None));
             assert_eq!(code, 64);
             assert!(

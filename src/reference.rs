@@ -207,6 +207,22 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Text the user wrote where a reference belongs, for an error message: shown (escaped) when
+/// it looks like a reference (`SCHEME:...` with a known scheme, or anything with `://`), and
+/// otherwise replaced by a note. A value pasted where its reference belongs
+/// (`DB_PASSWORD=hunter2`) must not reach the CI log through the message that rejects it.
+pub(crate) fn echo(raw: &str) -> String {
+    let known = Backend::ALL.iter().any(|b| {
+        raw.strip_prefix(b.scheme())
+            .is_some_and(|r| r.starts_with(':'))
+    });
+    if known || raw.contains("://") {
+        format!("`{}`", raw.escape_debug())
+    } else {
+        "the text given (not shown: it does not look like a reference and may be a value)".into()
+    }
+}
+
 /// Why a reference did not parse. Each message names the reference as written (`raw`) and says
 /// what to write instead; it is one line (a reference with a line break is refused first, and
 /// echoed escaped).
@@ -215,11 +231,12 @@ impl fmt::Display for Reference {
 #[allow(missing_docs)]
 pub enum ReferenceError {
     /// Whitespace or a control character anywhere in the reference.
-    #[error("reference `{}` contains whitespace or a control character", .raw.escape_debug())]
+    #[error("reference {} contains whitespace or a control character", echo(.raw))]
     Whitespace { raw: String },
     /// No `SCHEME://`.
     #[error(
-        "`{raw}` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+        "{} is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY",
+        echo(.raw)
     )]
     NotAReference { raw: String },
     /// A scheme other than `vault`, `aws-sm` or `age`.
@@ -703,9 +720,16 @@ mod tests {
             error("s3://bucket/key").to_string(),
             "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm:// or age://"
         );
+        // Text that does not look like a reference may be a value pasted in its place: the
+        // message says so without showing it. A mistyped reference is shown.
         assert_eq!(
             error("just-a-string").to_string(),
-            "`just-a-string` is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+            "the text given (not shown: it does not look like a reference and may be a value) is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+        );
+        assert!(
+            error("vault:secret/db")
+                .to_string()
+                .starts_with("`vault:secret/db` is not")
         );
         assert_eq!(
             error("aws-sm://x?colour=blue").to_string(),
