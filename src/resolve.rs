@@ -202,17 +202,7 @@ pub(crate) fn resolve_with(
     interrupted: &dyn Fn() -> Option<i32>,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
-
-    // Unique locations per backend, in a stable order.
-    let mut batches: BTreeMap<Backend, Vec<Location>> = BTreeMap::new();
-    for entry in &plan.entries {
-        let location = &entry.reference.location;
-        let batch = batches.entry(location.backend()).or_default();
-        if !batch.contains(location) {
-            batch.push(location.clone());
-        }
-    }
-
+    let batches = batches(plan);
     let mut sources = Sources {
         list: Vec::new(),
         finished: false,
@@ -242,47 +232,14 @@ pub(crate) fn resolve_with(
     drop(tx);
 
     let mut fetched: BTreeMap<Backend, Vec<Fetched>> = BTreeMap::new();
-    while waiting > 0 {
-        if let Some(signal) = interrupted() {
-            return Err(Error::Interrupted(signal));
-        }
-        match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok((backend, Ok(results))) => {
-                waiting -= 1;
-                if results.len() == batches[&backend].len() {
-                    fetched.insert(backend, results);
-                } else {
-                    backend_errors.push((
-                        backend,
-                        SourceError::internal("the source returned the wrong number of results"),
-                    ));
-                }
-            }
-            Ok((backend, Err(e))) => {
-                waiting -= 1;
-                backend_errors.push((backend, e));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if started.elapsed() > plan.timeout + BACKSTOP {
-                    for backend in batches.keys() {
-                        if !fetched.contains_key(backend)
-                            && !backend_errors.iter().any(|(b, _)| b == backend)
-                        {
-                            backend_errors.push((
-                                *backend,
-                                SourceError::gave_up(format!(
-                                    "no answer within the {} deadline (raise --timeout)",
-                                    humantime::format_duration(plan.timeout)
-                                )),
-                            ));
-                        }
-                    }
-                    break;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+    Answers {
+        rx,
+        waiting,
+        batches: &batches,
+        backstop: started + plan.timeout + BACKSTOP,
+        timeout: plan.timeout,
     }
+    .collect(interrupted, &mut fetched, &mut backend_errors)?;
     // A fetch thread that ended without answering (it panicked) fails its backend, rather
     // than the lookup below.
     for backend in batches.keys() {
@@ -318,6 +275,86 @@ pub(crate) fn resolve_with(
         backend_errors,
         sources,
     })
+}
+
+/// Every unique location per backend, in a stable order: each backend's batch.
+fn batches(plan: &Plan) -> BTreeMap<Backend, Vec<Location>> {
+    let mut batches: BTreeMap<Backend, Vec<Location>> = BTreeMap::new();
+    for entry in &plan.entries {
+        let location = &entry.reference.location;
+        let batch = batches.entry(location.backend()).or_default();
+        if !batch.contains(location) {
+            batch.push(location.clone());
+        }
+    }
+    batches
+}
+
+/// The fetch threads' answers, still to come.
+struct Answers<'a> {
+    rx: mpsc::Receiver<(Backend, Result<Vec<Fetched>, SourceError>)>,
+    /// Threads that have not answered yet.
+    waiting: usize,
+    batches: &'a BTreeMap<Backend, Vec<Location>>,
+    /// Past this, a backend that has not answered has failed (its source overran).
+    backstop: Instant,
+    /// The run's timeout, for that message.
+    timeout: Duration,
+}
+
+impl Answers<'_> {
+    /// Files every answer under `fetched` or `backend_errors`, polling `interrupted` while it
+    /// waits, until each thread answered or the backstop passed.
+    fn collect(
+        mut self,
+        interrupted: &dyn Fn() -> Option<i32>,
+        fetched: &mut BTreeMap<Backend, Vec<Fetched>>,
+        backend_errors: &mut Vec<(Backend, SourceError)>,
+    ) -> Result<(), Error> {
+        while self.waiting > 0 {
+            if let Some(signal) = interrupted() {
+                return Err(Error::Interrupted(signal));
+            }
+            match self.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok((backend, Ok(results))) => {
+                    self.waiting -= 1;
+                    if results.len() == self.batches[&backend].len() {
+                        fetched.insert(backend, results);
+                    } else {
+                        backend_errors.push((
+                            backend,
+                            SourceError::internal(
+                                "the source returned the wrong number of results",
+                            ),
+                        ));
+                    }
+                }
+                Ok((backend, Err(e))) => {
+                    self.waiting -= 1;
+                    backend_errors.push((backend, e));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > self.backstop => {
+                    for backend in self.batches.keys() {
+                        if !fetched.contains_key(backend)
+                            && !backend_errors.iter().any(|(b, _)| b == backend)
+                        {
+                            backend_errors.push((
+                                *backend,
+                                SourceError::gave_up(format!(
+                                    "no answer within the {} deadline (raise --timeout)",
+                                    humantime::format_duration(self.timeout)
+                                )),
+                            ));
+                        }
+                    }
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn select(

@@ -255,125 +255,15 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
     if locations.is_empty() {
         return Err(UsageError::PolicyNothingFromAws.into());
     }
-    let account = args
-        .account
-        .clone()
-        .or_else(|| {
-            plan.aws
-                .role_arn
-                .as_deref()
-                .and_then(arn_account)
-                .map(str::to_string)
-        })
-        .or_else(|| {
-            locations
-                .iter()
-                .find_map(|l| arn_account(&l.secret_id).map(str::to_string))
-        })
-        .ok_or(UsageError::PolicyNoAccount)?;
+    let account = aws_account(plan, args, &locations)?;
     let default_region = args
         .region
         .clone()
         .or_else(|| plan.aws.region.clone())
-        .or_else(|| {
-            plan.env
-                .get("AWS_REGION")
-                .filter(|r| !r.is_empty())
-                .map(str::to_string)
-        });
-    let mut arns: Vec<String> = Vec::new();
-    for l in &locations {
-        let arn = if l.secret_id.starts_with("arn:") {
-            let name = l.secret_id.rsplit(':').next().unwrap_or_default();
-            let full = name.len() > 7
-                && name.as_bytes()[name.len() - 7] == b'-'
-                && name[name.len() - 6..]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric());
-            if full {
-                l.secret_id.clone()
-            } else {
-                format!("{}-??????", l.secret_id)
-            }
-        } else {
-            let region = l
-                .region
-                .clone()
-                .or_else(|| default_region.clone())
-                .ok_or_else(|| UsageError::PolicyNoRegion {
-                    secret_id: l.secret_id.clone(),
-                })?;
-            // AWS appends "-" and 6 random characters to every secret's name in its ARN.
-            format!(
-                "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
-                l.secret_id
-            )
-        };
-        if !arns.contains(&arn) {
-            arns.push(arn);
-        }
-    }
-    arns.sort();
-    let (provider, provider_arn) = match id.ci {
-        CiKind::Circleci => {
-            let host = format!("oidc.circleci.com/org/{}", id.org);
-            (
-                host.clone(),
-                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
-            )
-        }
-        CiKind::Bitbucket => {
-            let slug = args
-                .workspace_name
-                .as_deref()
-                .ok_or(UsageError::PolicyNeedsWorkspaceName)?;
-            let host =
-                format!("api.bitbucket.org/2.0/workspaces/{slug}/pipelines-config/identity/oidc");
-            (
-                host.clone(),
-                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
-            )
-        }
-    };
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "StepsecretCiWebIdentity",
-            "Effect": "Allow",
-            "Principal": { "Federated": provider_arn },
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {
-                "StringEquals": { format!("{provider}:aud"): id.audience() },
-                "StringLike": { format!("{provider}:sub"): id.subject() },
-            },
-        }],
-    });
-    let mut statements = vec![
-        json!({
-            "Sid": "StepsecretReadSpecSecrets",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            "Resource": arns,
-        }),
-        // BatchGetSecretValue has no resource-level permission; each secret in a batch is
-        // still checked against GetSecretValue above.
-        json!({
-            "Sid": "StepsecretBatch",
-            "Effect": "Allow",
-            "Action": "secretsmanager:BatchGetSecretValue",
-            "Resource": "*",
-        }),
-    ];
-    if !args.kms_key.is_empty() {
-        statements.push(json!({
-            "Sid": "StepsecretDecrypt",
-            "Effect": "Allow",
-            "Action": "kms:Decrypt",
-            "Resource": args.kms_key,
-            "Condition": { "StringLike": { "kms:ViaService": "secretsmanager.*.amazonaws.com" } },
-        }));
-    }
-    let permissions = json!({ "Version": "2012-10-17", "Statement": statements });
+        .or_else(|| plan.env.non_empty("AWS_REGION").map(str::to_string));
+    let arns = secret_arns(&locations, default_region.as_deref(), &account)?;
+    let trust = aws_trust(args, id, &account)?;
+    let permissions = aws_permissions(&arns, &args.kms_key);
     let name = &args.name;
     let mut notes = Vec::new();
     if id.ci == CiKind::Bitbucket && id.branch.is_some() {
@@ -405,4 +295,138 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
             text
         }
     })
+}
+
+/// The AWS account: `--account`, else the spec's role ARN's, else a secret ARN's.
+fn aws_account(
+    plan: &Plan,
+    args: &PolicyArgs,
+    locations: &[&AwsLocation],
+) -> Result<String, Error> {
+    Ok(args
+        .account
+        .clone()
+        .or_else(|| {
+            plan.aws
+                .role_arn
+                .as_deref()
+                .and_then(arn_account)
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            locations
+                .iter()
+                .find_map(|l| arn_account(&l.secret_id).map(str::to_string))
+        })
+        .ok_or(UsageError::PolicyNoAccount)?)
+}
+
+/// The ARN of every secret the spec reads, sorted, each once. AWS appends "-" and 6 random
+/// characters to a secret's name in its ARN, so a name (or partial ARN) becomes a pattern.
+fn secret_arns(
+    locations: &[&AwsLocation],
+    default_region: Option<&str>,
+    account: &str,
+) -> Result<Vec<String>, Error> {
+    let mut arns: Vec<String> = Vec::new();
+    for l in locations {
+        let arn = if l.secret_id.starts_with("arn:") {
+            let name = l.secret_id.rsplit(':').next().unwrap_or_default();
+            let full = name.len() > 7
+                && name.as_bytes()[name.len() - 7] == b'-'
+                && name[name.len() - 6..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric());
+            if full {
+                l.secret_id.clone()
+            } else {
+                format!("{}-??????", l.secret_id)
+            }
+        } else {
+            let region = l.region.as_deref().or(default_region).ok_or_else(|| {
+                UsageError::PolicyNoRegion {
+                    secret_id: l.secret_id.clone(),
+                }
+            })?;
+            format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
+                l.secret_id
+            )
+        };
+        if !arns.contains(&arn) {
+            arns.push(arn);
+        }
+    }
+    arns.sort();
+    Ok(arns)
+}
+
+/// The role's trust policy: web identity from the CI's OIDC provider, for this audience and
+/// subject.
+fn aws_trust(args: &PolicyArgs, id: &Identity, account: &str) -> Result<Value, Error> {
+    let (provider, provider_arn) = match id.ci {
+        CiKind::Circleci => {
+            let host = format!("oidc.circleci.com/org/{}", id.org);
+            (
+                host.clone(),
+                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
+            )
+        }
+        CiKind::Bitbucket => {
+            let slug = args
+                .workspace_name
+                .as_deref()
+                .ok_or(UsageError::PolicyNeedsWorkspaceName)?;
+            let host =
+                format!("api.bitbucket.org/2.0/workspaces/{slug}/pipelines-config/identity/oidc");
+            (
+                host.clone(),
+                format!("arn:aws:iam::{account}:oidc-provider/{host}"),
+            )
+        }
+    };
+    Ok(json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "StepsecretCiWebIdentity",
+            "Effect": "Allow",
+            "Principal": { "Federated": provider_arn },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": { format!("{provider}:aud"): id.audience() },
+                "StringLike": { format!("{provider}:sub"): id.subject() },
+            },
+        }],
+    }))
+}
+
+/// The role's permissions: read exactly the spec's secrets, batch them, and decrypt with the
+/// given KMS keys.
+fn aws_permissions(arns: &[String], kms_keys: &[String]) -> Value {
+    let mut statements = vec![
+        json!({
+            "Sid": "StepsecretReadSpecSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": arns,
+        }),
+        // BatchGetSecretValue has no resource-level permission; each secret in a batch is
+        // still checked against GetSecretValue above.
+        json!({
+            "Sid": "StepsecretBatch",
+            "Effect": "Allow",
+            "Action": "secretsmanager:BatchGetSecretValue",
+            "Resource": "*",
+        }),
+    ];
+    if !kms_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "StepsecretDecrypt",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_keys,
+            "Condition": { "StringLike": { "kms:ViaService": "secretsmanager.*.amazonaws.com" } },
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
 }

@@ -87,74 +87,12 @@ pub(super) struct Session {
 impl Session {
     /// Sets up the SDK and resolves credentials (assuming the role when asked).
     pub(super) async fn open(options: Options<'_>) -> Result<Session, SourceError> {
-        let env = options.env;
-        let endpoint = env.non_empty("AWS_ENDPOINT_URL").map(str::to_string);
+        let endpoint = options
+            .env
+            .non_empty("AWS_ENDPOINT_URL")
+            .map(str::to_string);
         let attempts = Arc::new(Attempts::for_endpoint(endpoint.clone()));
-        let http = super::http::Client::shared(env);
-        // Static credentials from the run's environment, handed to the SDK as they are: the
-        // first link of its default chain, read from the snapshot rather than the process.
-        let env_credentials = match (
-            env.get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
-            env.get("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty()),
-        ) {
-            (Some(id), Some(secret)) => Some(Credentials::new(
-                id,
-                secret,
-                env.get("AWS_SESSION_TOKEN")
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string),
-                None,
-                "Environment",
-            )),
-            _ => None,
-        };
-        let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-            .iter()
-            .find_map(|v| env.non_empty(v))
-            .map(|r| Region::new(r.to_string()));
-
-        // The providers we chain ourselves need the HTTP client too (the SDK is built without
-        // a default one); the loader hands the same client to the credential providers.
-        let providers = ProviderConfig::without_region().with_http_client(http.clone());
-        let mut region =
-            RegionProviderChain::first_try(options.settings.region.clone().map(Region::new))
-                .or_else(env_region)
-                .or_else(
-                    ProfileFileRegionProvider::builder()
-                        .configure(&providers)
-                        .build(),
-                );
-        if options.needs_default_region && env_credentials.is_none() && options.token.is_none() {
-            region = region.or_else(ImdsRegionProvider::builder().configure(&providers).build());
-        }
-
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .region(region)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            );
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if !RETRY_ENV.iter().any(|v| env.is_set(v)) {
-            loader = loader.retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(MAX_ATTEMPTS)
-                    .with_initial_backoff(INITIAL_BACKOFF)
-                    .with_max_backoff(MAX_BACKOFF),
-            );
-        }
-        if options.token.is_some() {
-            // AssumeRoleWithWebIdentity is unsigned; nothing else may be looked up.
-            loader = loader.no_credentials();
-        } else if let Some(credentials) = env_credentials {
-            loader = loader.credentials_provider(credentials);
-        }
-        let base = loader.load().await;
+        let base = loader(&options, endpoint).load().await;
         // An empty AWS_REGION is "unset", not a region; a malformed one is named here rather
         // than failing later inside endpoint resolution.
         let default_region = base
@@ -164,7 +102,6 @@ impl Session {
         if let Some(region) = &default_region {
             settings::check_region(region, "the default region (AWS_REGION or the profile)")?;
         }
-
         let mut authenticated = Authenticated {
             web_identity: None,
             default_region: default_region.clone(),
@@ -176,26 +113,19 @@ impl Session {
                     .or(options.any_region)
                     .ok_or_else(no_region)?;
                 let sts = sts_client(&base, region, &attempts);
-                let (credentials, assumed) =
-                    web_identity::assume(&sts, role, token, options.settings, env, &attempts)
-                        .await?;
+                let (credentials, assumed) = web_identity::assume(
+                    &sts,
+                    role,
+                    token,
+                    options.settings,
+                    options.env,
+                    &attempts,
+                )
+                .await?;
                 authenticated.web_identity = Some(assumed);
                 credentials
             }
-            _ => {
-                let provider = base.credentials_provider().ok_or_else(|| {
-                    errors::from_credentials(
-                        &aws_credential_types::provider::error::CredentialsError::not_loaded(
-                            "no provider",
-                        ),
-                        options.role_without_token,
-                    )
-                })?;
-                provider
-                    .provide_credentials()
-                    .await
-                    .map_err(|e| errors::from_credentials(&e, options.role_without_token))?
-            }
+            _ => default_chain(&base, options.role_without_token).await?,
         };
         // The credentials were just resolved; hand them to every client as they are so no
         // provider runs twice (SSO, credential_process and IMDS each cost a round trip).
@@ -233,6 +163,95 @@ impl Session {
     pub(super) fn sts(&self, region: &str) -> aws_sdk_sts::Client {
         sts_client(&self.base, region, &self.attempts)
     }
+}
+
+/// The SDK's loader for this run: the shared HTTP client, the region chain, timeouts and
+/// retries for a deadline, AWS_ENDPOINT_URL, and the credentials the run's environment holds.
+fn loader(options: &Options<'_>, endpoint: Option<String>) -> aws_config::ConfigLoader {
+    let env = options.env;
+    let http = super::http::Client::shared(env);
+    // Static credentials from the run's environment, handed to the SDK as they are: the first
+    // link of its default chain, read from the snapshot rather than the process.
+    let env_credentials = match (
+        env.get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
+        env.get("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty()),
+    ) {
+        (Some(id), Some(secret)) => Some(Credentials::new(
+            id,
+            secret,
+            env.get("AWS_SESSION_TOKEN")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            None,
+            "Environment",
+        )),
+        _ => None,
+    };
+    let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| env.non_empty(v))
+        .map(|r| Region::new(r.to_string()));
+
+    // The providers we chain ourselves need the HTTP client too (the SDK is built without a
+    // default one); the loader hands the same client to the credential providers.
+    let providers = ProviderConfig::without_region().with_http_client(http.clone());
+    let mut region =
+        RegionProviderChain::first_try(options.settings.region.clone().map(Region::new))
+            .or_else(env_region)
+            .or_else(
+                ProfileFileRegionProvider::builder()
+                    .configure(&providers)
+                    .build(),
+            );
+    if options.needs_default_region && env_credentials.is_none() && options.token.is_none() {
+        region = region.or_else(ImdsRegionProvider::builder().configure(&providers).build());
+    }
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(region)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if !RETRY_ENV.iter().any(|v| env.is_set(v)) {
+        loader = loader.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(INITIAL_BACKOFF)
+                .with_max_backoff(MAX_BACKOFF),
+        );
+    }
+    if options.token.is_some() {
+        // AssumeRoleWithWebIdentity is unsigned; nothing else may be looked up.
+        loader = loader.no_credentials();
+    } else if let Some(credentials) = env_credentials {
+        loader = loader.credentials_provider(credentials);
+    }
+    loader
+}
+
+/// Credentials from the SDK's default chain (environment, profile, SSO, web identity file,
+/// container, instance metadata), resolved once.
+async fn default_chain(
+    base: &SdkConfig,
+    role_without_token: Option<&str>,
+) -> Result<Credentials, SourceError> {
+    let provider = base.credentials_provider().ok_or_else(|| {
+        errors::from_credentials(
+            &aws_credential_types::provider::error::CredentialsError::not_loaded("no provider"),
+            role_without_token,
+        )
+    })?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| errors::from_credentials(&e, role_without_token))
 }
 
 fn sts_client(base: &SdkConfig, region: &str, attempts: &Arc<Attempts>) -> aws_sdk_sts::Client {
