@@ -116,7 +116,10 @@ impl AuditLog {
                     "created": v.meta.created,
                     "lease_id": v.meta.lease_id,
                 });
-                if let Some(key) = &self.key {
+                if plan.is_public(&v.name) {
+                    // Not secret: no HMAC, so `scan` never flags a file for holding it.
+                    record["public"] = Value::Bool(true);
+                } else if let Some(key) = &self.key {
                     let value = v.value.expose_secret();
                     record["hmac_sha256"] = Value::String(hmac_hex(key, value));
                     record["length"] = json!(value.len());

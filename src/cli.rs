@@ -95,6 +95,19 @@ pub struct SpecArgs {
     )]
     pub secrets: Option<String>,
 
+    /// A variable whose value is not secret (a host, a port, a user name): it is set as usual
+    /// but never masked. Repeatable; STEPSECRET_PUBLIC takes a comma-separated list. Adds to
+    /// the spec's [mask] public.
+    ///
+    /// Example: --public PG_HOST --public PG_PORT
+    #[arg(
+        long = "public",
+        env = "STEPSECRET_PUBLIC",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub public: Vec<String>,
+
     /// Give up on fetching after this long, retries included (e.g. 500ms, 30s, 2m).
     #[arg(long, env = "STEPSECRET_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -394,6 +394,9 @@ pub enum SpecError {
         line: usize,
         reason: String,
     },
+    /// A public name (`[mask] public`, `--public`, STEPSECRET_PUBLIC) that names no variable.
+    #[error("{from}: {} names no variable of this run; list only variables the spec sets", .name.escape_debug())]
+    PublicUnknown { name: String, from: String },
     /// A line of the audit log given to `scan` that is not a JSON record.
     #[error("{}:{line}: not an audit record ({reason})", .path.display())]
     AuditRecord {

@@ -41,6 +41,50 @@ impl Target {
     }
 }
 
+/// The public names of the spec's `[mask] public` and of `--public` / STEPSECRET_PUBLIC, each
+/// with where it was listed. A name that no entry sets, and no expansion could produce, is a
+/// spec error now; one an expansion might produce is checked once it ran
+/// ([`Plan::check_public`]).
+fn public_names(
+    spec: Option<&Spec>,
+    args: &SpecArgs,
+    entries: &[Entry],
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut public = BTreeMap::new();
+    if let Some(spec) = spec {
+        for name in &spec.file.mask.public {
+            let from = format!(
+                "{}:{}: [mask] public",
+                spec.path.display(),
+                spec.line(name.span().start)
+            );
+            public.insert(name.get_ref().trim().to_string(), from);
+        }
+    }
+    for name in &args.public {
+        let name = name.trim();
+        if !name.is_empty() {
+            public
+                .entry(name.to_string())
+                .or_insert_with(|| "--public (or STEPSECRET_PUBLIC)".to_string());
+        }
+    }
+    for (name, from) in &public {
+        let set = entries.iter().any(|e| match &e.expand {
+            None => e.name == *name,
+            Some(prefix) => name.starts_with(prefix.as_str()),
+        });
+        if !set {
+            return Err(SpecError::PublicUnknown {
+                name: name.clone(),
+                from: from.clone(),
+            }
+            .into());
+        }
+    }
+    Ok(public)
+}
+
 /// An entry without `=`, for its error message: a bare upper-case name (`TOKEN`, a forgotten
 /// `=REF`) or a reference is shown; anything else may be a value and is not (see
 /// [`crate::reference::echo`]).
@@ -168,6 +212,9 @@ pub struct Plan {
     pub timeout: Duration,
     /// `[policy] max_age` from the spec.
     pub max_age: Option<Duration>,
+    /// Variables whose values are not secret (`[mask] public`, `--public`): set as usual,
+    /// never masked, left out of the audit HMACs. Each with where it was listed.
+    pub public: BTreeMap<String, String>,
     /// The environment the run started with: the sources complete their settings from it.
     pub env: Env,
 }
@@ -245,6 +292,7 @@ impl Plan {
                         .map_err(|reason| SpecError::MaxAge { path, line, reason })?,
                 ),
             };
+        let public = public_names(spec.as_ref(), args, &entries)?;
         let (vault, aws) = spec
             .as_ref()
             .map(|s| (s.file.vault.clone(), s.file.aws.clone()))
@@ -257,8 +305,30 @@ impl Plan {
             spec_path: spec.map(|s| s.path),
             timeout: args.timeout,
             max_age,
+            public,
             env: env.clone(),
         })
+    }
+
+    /// Whether `name`'s value is public (not masked, no HMAC).
+    pub fn is_public(&self, name: &str) -> bool {
+        self.public.contains_key(name)
+    }
+
+    /// Fails for a public name that is none of the run's variables once expansions are
+    /// known (`names`: every variable resolved). Names no expansion could produce were already
+    /// checked by [`Plan::build`].
+    pub fn check_public(&self, names: &[&str]) -> Result<(), Error> {
+        for (name, from) in &self.public {
+            if !names.contains(&name.as_str()) {
+                return Err(SpecError::PublicUnknown {
+                    name: name.clone(),
+                    from: from.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The backends this plan uses, each once.
@@ -370,6 +440,7 @@ mod tests {
             secret: secrets.iter().map(|s| s.to_string()).collect(),
             file: files.iter().map(|s| s.to_string()).collect(),
             secrets: list.map(str::to_string),
+            public: Vec::new(),
             timeout: Duration::from_secs(5),
         }
     }

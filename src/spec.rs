@@ -34,6 +34,19 @@ pub struct SpecFile {
     #[serde(default)]
     /// `[policy]`: rules the run enforces (max age).
     pub policy: PolicySettings,
+    #[serde(default)]
+    /// `[mask]`: what the redactor leaves alone.
+    pub mask: MaskSettings,
+}
+
+/// `[mask]`: values that are not secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSettings {
+    /// Variables whose values are not secret (hosts, ports, user names): set as usual, never
+    /// masked, left out of the audit record's HMACs. Each must name a variable of the spec.
+    #[serde(default)]
+    pub public: Vec<Spanned<String>>,
 }
 
 /// `[policy]`: rules every run and check of this spec must follow.

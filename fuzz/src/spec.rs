@@ -116,6 +116,7 @@ pub fn check(text: &str) {
         secret: Vec::new(),
         file: Vec::new(),
         secrets: None,
+        public: Vec::new(),
         timeout: Duration::from_secs(1),
     };
     match Plan::build(&args, &Env::default()) {

@@ -20,6 +20,8 @@ struct Row {
     version: Option<String>,
     created: Option<String>,
     lease: bool,
+    /// Listed as public: set as usual, never masked.
+    public: bool,
     details: Vec<(String, String)>,
     error: Option<(String, String)>,
 }
@@ -34,6 +36,7 @@ pub(super) fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
     for (i, result) in outcome.entries.iter().enumerate() {
         let entry = &plan.entries[i];
         let row = |name: String| Row {
+            public: plan.is_public(&name),
             name,
             target: entry.target.as_str(),
             backend: entry.reference.backend().scheme(),
@@ -92,6 +95,10 @@ pub(super) fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
         }
     }
     failures.extend(duplicates);
+    if failures.is_empty() {
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        plan.check_public(&names)?;
+    }
     let identities = outcome.sources.identities();
 
     match args.format {
@@ -177,6 +184,14 @@ fn print_text(
         let parts: Vec<String> = identity.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("{backend} identity: {}", parts.join(" "));
     }
+    let public: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.public)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !public.is_empty() {
+        println!("public (set, never masked): {}", public.join(", "));
+    }
     if let Some(spec) = &plan.spec_path {
         println!("spec: {}", spec.display());
     }
@@ -207,6 +222,7 @@ fn print_json(
                 "created": r.created,
                 "age_seconds": r.created.as_deref().and_then(rotation::age).map(|a| a.as_secs()),
                 "lease": r.lease,
+                "public": r.public,
                 "details": r
                     .details
                     .iter()

@@ -8,6 +8,7 @@
 //! | SECRETS, or the list SECRETS_0..N with SECRETS_COUNT | STEPSECRET_SECRETS (NAME=REF lines) |
 //! | VAULT_ADDR, AWS_ROLE_ARN, AWS_REGION | read as they are |
 //! | VAULT_ROLE, VAULT_AUTH_PATH | STEPSECRET_VAULT_ROLE, STEPSECRET_VAULT_AUTH_PATH |
+//! | PUBLIC | `--public` (names whose values are not masked) |
 //! | TIMEOUT | `--timeout` |
 //! | BUNDLE_TTL | how long an exported bundle stays valid (default 10m) |
 //! | AUDIT_LOG | `--audit-log` |
@@ -85,6 +86,16 @@ pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
         secret: Vec::new(),
         file: Vec::new(),
         secrets: secrets(env)?,
+        // PUBLIC: names not to mask, separated by commas, spaces or lines.
+        public: var("PUBLIC")
+            .or_else(|| var("STEPSECRET_PUBLIC"))
+            .map(|list| {
+                list.split([',', ' ', '\n'])
+                    .filter(|n| !n.trim().is_empty())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
         timeout,
     };
     let debug = var("DEBUG").is_some_and(|d| d.eq_ignore_ascii_case("true") || d == "1");

@@ -26,6 +26,8 @@ pub(super) fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
     } else {
         resolve(&plan, &|| None)?.into_vars(&plan)?.0
     };
+    let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    plan.check_public(&names)?;
     let mut from_env: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
     for name in &args.env {
         match env.get_os(name) {
@@ -40,6 +42,7 @@ pub(super) fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
     }
     let secrets = vars
         .iter()
+        .filter(|v| !plan.is_public(&v.name))
         .map(|v| (v.name.as_str(), v.value.expose_secret()))
         .chain(from_env.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let (redactor, too_short) = Redactor::new(secrets);

@@ -118,10 +118,12 @@ impl<'e> Session<'e> {
             audit.bundled(&bundled);
         }
         let secrets = secrets(&vars, &bundled)?;
+        let names: Vec<&str> = secrets.iter().map(|(name, _, _)| *name).collect();
+        plan.check_public(&names)?;
         let consumed = sources.consumed_env();
         self.start_guardian(&secrets)?;
         let files = self.write_files(&secrets)?;
-        self.redactor = (!args.no_redact).then(|| redactor(&secrets));
+        self.redactor = (!args.no_redact).then(|| redactor(&plan, &secrets));
         self.command(args, ChildEnv::new(&secrets, &files, consumed))
     }
 
@@ -290,9 +292,14 @@ fn secrets<'a>(
 
 /// The redactor for every secret, its automaton compiled on a thread of its own while the
 /// command starts (the first output waits for it).
-fn redactor(secrets: &[Secret<'_>]) -> Arc<Redactor> {
-    let (redactor, too_short) =
-        Redactor::new(secrets.iter().map(|(name, _, value)| (*name, *value)));
+/// Public values (`[mask] public`, `--public`) are left out: they are not secret.
+fn redactor(plan: &Plan, secrets: &[Secret<'_>]) -> Arc<Redactor> {
+    let (redactor, too_short) = Redactor::new(
+        secrets
+            .iter()
+            .filter(|(name, _, _)| !plan.is_public(name))
+            .map(|(name, _, value)| (*name, *value)),
+    );
     for name in too_short {
         warn(format!(
             "{name} is shorter than {MIN_LEN} bytes and will not be masked in the output"

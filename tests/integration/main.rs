@@ -16,6 +16,7 @@ mod kill;
 mod kill_vault;
 mod load;
 mod pipe;
+mod public;
 mod redact_property;
 mod run;
 mod vault;
