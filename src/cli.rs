@@ -269,9 +269,10 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
 
-    /// Name of the Vault policy and role, or of the IAM role.
-    #[arg(long, default_value = "stepsecret-ci")]
-    pub name: String,
+    /// Name of the Vault policy and role, or of the IAM role. Default: the role the spec logs
+    /// in as ([vault] role, or the name in [aws] role_arn), else stepsecret-ci.
+    #[arg(long)]
+    pub name: Option<String>,
 
     /// Output: a shell script (vault) or annotated JSON documents (aws); or one JSON object.
     #[arg(long, value_enum, default_value = "text")]

@@ -13,16 +13,20 @@ use serde_json::{Value, json};
 
 use crate::cli::{CiKind, Format, PolicyArgs, PolicyFor};
 use crate::env::Env;
-use crate::error::{Error, UsageError};
+use crate::error::{Error, UsageError, warn};
 use crate::plan::Plan;
 use crate::reference::{AwsLocation, Location, VaultLocation};
+
+/// The name when neither `--name` nor the spec gives one.
+const DEFAULT_NAME: &str = "stepsecret-ci";
 
 pub(super) fn policy(args: PolicyArgs, env: &Env) -> Result<u8, Error> {
     let plan = Plan::build(&args.spec, env)?;
     let identity = Identity::new(&args)?;
+    let name = role_name(&plan, &args);
     let output = match args.target {
-        PolicyFor::Vault => vault(&plan, &args, &identity)?,
-        PolicyFor::Aws => aws(&plan, &args, &identity)?,
+        PolicyFor::Vault => vault(&plan, &args, &identity, &name)?,
+        PolicyFor::Aws => aws(&plan, &args, &identity, &name)?,
     };
     print!("{output}");
     Ok(0)
@@ -147,9 +151,41 @@ fn vault_paths(
     Ok(paths)
 }
 
-fn vault(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
+/// The role (and Vault policy) name: `--name`, else the one the spec logs in as, so that the
+/// configuration this prints is the one the spec's runs look for. A `--name` that disagrees
+/// with the spec is used, with a warning: runs of this spec would not find that role.
+fn role_name(plan: &Plan, args: &PolicyArgs) -> String {
+    let (in_spec, setting) = match args.target {
+        PolicyFor::Vault => (
+            plan.vault.role.clone().filter(|r| !r.trim().is_empty()),
+            "[vault] role",
+        ),
+        PolicyFor::Aws => (
+            plan.aws
+                .role_arn
+                .as_deref()
+                .and_then(|arn| arn.rsplit_once(":role/"))
+                .and_then(|(_, path)| path.rsplit('/').next())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            "[aws] role_arn",
+        ),
+    };
+    match (&args.name, in_spec) {
+        (Some(name), Some(spec)) if *name != spec => {
+            warn(format!(
+                "--name {name} differs from the spec's {setting} ({spec}): runs of this spec log in as {spec}, not {name}"
+            ));
+            name.clone()
+        }
+        (Some(name), _) => name.clone(),
+        (None, Some(spec)) => spec,
+        (None, None) => DEFAULT_NAME.to_string(),
+    }
+}
+
+fn vault(plan: &Plan, args: &PolicyArgs, id: &Identity, name: &str) -> Result<String, Error> {
     let paths = vault_paths(plan, args)?;
-    let name = &args.name;
     let mut hcl = format!(
         "# {name}: exactly what {} reads, for {}.\n",
         plan.spec_path
@@ -243,7 +279,7 @@ fn arn_account(arn: &str) -> Option<&str> {
         .filter(|a| !a.is_empty())
 }
 
-fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
+fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity, name: &str) -> Result<String, Error> {
     let locations: Vec<&AwsLocation> = plan
         .entries
         .iter()
@@ -264,7 +300,6 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity) -> Result<String, Error> {
     let arns = secret_arns(&locations, default_region.as_deref(), &account)?;
     let trust = aws_trust(args, id, &account)?;
     let permissions = aws_permissions(&arns, &args.kms_key);
-    let name = &args.name;
     let mut notes = Vec::new();
     if id.ci == CiKind::Bitbucket && id.branch.is_some() {
         notes.push("AWS cannot condition on Bitbucket's branchName claim; the branch is not enforced by this role");

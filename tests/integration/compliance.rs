@@ -495,3 +495,51 @@ fn scan_finds_files_holding_a_value_by_name_never_printing_it() {
     assert!(!out.stdout.contains("clean.log"), "{out:?}");
     scan(&["artifacts/clean.log"]).code(0);
 }
+
+#[test]
+fn policy_names_the_role_the_spec_logs_in_as() {
+    let spec = "[vault]\nrole = \"ci-deploy\"\n\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/ci/deploy-role\"\n\n[env]\nA = \"vault://secret/x#k\"\nB = \"aws-sm://prod/db#k\"\n";
+    let ids = ["--org", "o", "--project", "p"];
+    let vault = |extra: &[&str]| {
+        let mut args = vec!["policy", "--for", "vault"];
+        args.extend(ids);
+        args.extend(extra);
+        Test::new().file("stepsecret.toml", spec).args(args).run()
+    };
+    let out = vault(&[]);
+    out.code(0).stderr_is("");
+    assert!(
+        out.stdout.contains("policy write ci-deploy -"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("auth/jwt/role/ci-deploy -"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("stepsecret-ci"), "{}", out.stdout);
+    // A --name that disagrees is used, with a warning saying what the spec's runs look for.
+    let out = vault(&["--name", "other"]);
+    out.code(0).stderr_is("stepsecret: warning: --name other differs from the spec's [vault] role (ci-deploy): runs of this spec log in as ci-deploy, not other\n");
+    assert!(
+        out.stdout.contains("auth/jwt/role/other -"),
+        "{}",
+        out.stdout
+    );
+
+    let mut args = vec![
+        "policy",
+        "--for",
+        "aws",
+        "--region",
+        "eu-west-1",
+        "--format",
+        "json",
+    ];
+    args.extend(ids);
+    let out = Test::new().file("stepsecret.toml", spec).args(args).run();
+    out.code(0);
+    let policy: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(policy["role_name"], "deploy-role");
+}
