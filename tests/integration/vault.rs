@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::openbao::{OpenBao, Signer, bitbucket_claims, circleci_claims, configure_jwt};
 use crate::support::proxy::faults::{Fault, FaultProxy, Rule};
 use crate::support::{Test, free_port, ran_marker};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const PASSWORD: &str = "vault-pw-7c1e9a3b55";
 const API_KEY: &str = "vault-key-0d4f2b8e61";
@@ -709,4 +709,67 @@ fn vault_namespace_selects_the_namespace() {
     run(None)
         .code(69)
         .stderr_contains("no secret at secret/app");
+}
+
+#[test]
+fn a_batch_token_is_not_revoked_and_the_audit_record_says_so() {
+    let (bao, signer) = server();
+    bao.api(
+        "POST",
+        "auth/jwt/role/batch",
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["org-1"],
+            "token_policies": ["read-secrets"],
+            "token_ttl": "5m",
+            "token_type": "batch",
+        })),
+    );
+    let token = signer.sign(circleci_claims("org-1", "proj-1", "main"));
+    let t = vault_test(&bao)
+        .env("CIRCLE_OIDC_TOKEN_V2", &token)
+        .env("STEPSECRET_VAULT_ROLE", "batch");
+    let log = t.path().join("audit.jsonl");
+    let t = t.args([
+        "run",
+        "--audit-log",
+        log.to_str().unwrap(),
+        "-s",
+        "PW=vault://secret/app#password",
+        "--",
+        "sh",
+        "-c",
+        "test -n \"$PW\" && echo ok",
+    ]);
+    // No warning: a batch token that cannot be revoked is no failure.
+    t.run().code(0).stdout_is("ok\n").stderr_is("");
+    let record: Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(
+        record["identities"]["vault"]["token type"], "batch",
+        "{record}"
+    );
+    let cleanup = record["cleanup"].as_array().unwrap();
+    assert_eq!(cleanup.len(), 1, "{record}");
+    assert!(
+        cleanup[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("batch token is not revocable"),
+        "{record}"
+    );
+    assert_eq!(cleanup[0]["error"], Value::Null);
+}
+
+#[test]
+fn a_kv_v2_reference_with_data_in_it_names_the_corrected_reference() {
+    let (bao, _signer) = server();
+    let t = vault_test(&bao).env("VAULT_TOKEN", bao.root);
+    let (marker, script) = ran_marker(&t);
+    t.args(["run", "-s", "PW=vault://secret/data/app#password", "--", "sh", "-c", &script])
+        .run()
+        .code(78)
+        .stderr_contains("vault://secret/data/app names the KV v2 API path: write it without data/ (stepsecret adds it), as vault://secret/app");
+    assert!(!marker.exists(), "the command ran");
 }

@@ -28,16 +28,28 @@ pub(super) struct Login {
     pub token: SecretString,
     /// Issued by a login for this run (revoke it afterwards), not supplied by the user.
     pub issued: bool,
+    /// A batch token (`token_type=batch` roles): it cannot be revoked, and expires with its
+    /// TTL; revoke-self answers it with an error.
+    pub batch: bool,
     /// What `check` shows: method, role, claims, policies. Never a credential.
     pub identity: Vec<(String, String)>,
     /// Variables holding the credential used, kept from the command.
     pub consumed: Vec<String>,
 }
 
+impl Login {
+    /// Whether stepsecret revokes this token after the run: one it logged in for, unless it is
+    /// a batch token (which cannot be revoked).
+    pub(super) fn revocable(&self) -> bool {
+        self.issued && !self.batch
+    }
+}
+
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Login")
             .field("issued", &self.issued)
+            .field("batch", &self.batch)
             .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
@@ -281,6 +293,7 @@ fn supplied_token(
     Ok(Login {
         token,
         issued: false,
+        batch: false,
         identity,
         consumed,
     })
@@ -308,9 +321,21 @@ fn issued(answer: &SecretJson, method: &str) -> Result<Login, SourceError> {
     {
         identity.push(("token ttl".to_string(), format!("{ttl}s")));
     }
+    // Vault and OpenBao say so in `token_type`; older servers only in the prefix.
+    let batch = match auth
+        .and_then(|a| a.get("token_type"))
+        .and_then(Value::as_str)
+    {
+        Some(kind) => kind == "batch",
+        None => token.starts_with("hvb.") || token.starts_with("b."),
+    };
+    if batch {
+        identity.push(("token type".to_string(), "batch".to_string()));
+    }
     Ok(Login {
         token: SecretString::from(token.to_string()),
         issued: true,
+        batch,
         identity,
         consumed: Vec::new(),
     })

@@ -131,7 +131,7 @@ impl SecretSource for VaultSource {
         // and the revocation is off the command's critical path. (With leases it must live
         // on: revoking it revokes them.)
         if state.leases.is_empty()
-            && let Some(login) = state.login.as_ref().filter(|l| l.issued)
+            && let Some(login) = state.login.as_ref().filter(|l| l.revocable())
         {
             let (client, token) = (self.client.clone(), login.token.clone());
             state.early_revoke = std::thread::Builder::new()
@@ -170,7 +170,7 @@ impl SecretSource for VaultSource {
         let Some(login) = &state.login else {
             return Vec::new();
         };
-        if !login.issued && state.leases.is_empty() {
+        if !login.revocable() && state.leases.is_empty() {
             return Vec::new();
         }
         let orphaned = Orphaned {
@@ -180,7 +180,7 @@ impl SecretSource for VaultSource {
             client_cert: self.settings.tls.client_cert.clone(),
             client_key: self.settings.tls.client_key.clone(),
             token: login.token.expose_secret().to_string(),
-            revoke_token: login.issued,
+            revoke_token: login.revocable(),
             leases: state.leases.iter().map(|(l, _)| l.clone()).collect(),
         };
         match serde_json::to_string(&orphaned) {
@@ -221,7 +221,7 @@ impl SecretSource for VaultSource {
                     .unwrap_or_else(|_| Err("the revoking thread stopped".into())),
             ),
             None => login
-                .issued
+                .revocable()
                 .then(|| auth::revoke_self(&self.client, &login.token, deadline)),
         };
         let mut events: Vec<CleanupEvent> = leases
@@ -244,6 +244,13 @@ impl SecretSource for VaultSource {
                 }
             })
             .collect();
+        if login.batch {
+            // Not a failure, and nothing to warn about: said once, in the audit record.
+            events.push(CleanupEvent {
+                what: "the Vault batch token is not revocable; it expires with its TTL".into(),
+                error: None,
+            });
+        }
         if let Some(result) = token_revoked {
             events.push(CleanupEvent {
                 what: "revoke the Vault login token".into(),
@@ -309,6 +316,7 @@ pub(crate) fn revoke_orphaned(payload: &str) -> Vec<CleanupEvent> {
             login: Some(Login {
                 token: secrecy::SecretString::from(cleanup.token.to_string()),
                 issued: cleanup.revoke_token,
+                batch: false,
                 identity: Vec::new(),
                 consumed: Vec::new(),
             }),

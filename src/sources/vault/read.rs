@@ -156,6 +156,12 @@ pub(super) fn read(
             "vault://{} names the KV mount itself: add the secret's path after it",
             location.path
         ))),
+        Engine::KvV2 if inside.starts_with("data/") => Err(SourceError::config(format!(
+            "vault://{} names the KV v2 API path: write it without data/ (stepsecret adds it), as vault://{}{}",
+            location.path,
+            mount.path,
+            inside.trim_start_matches("data/")
+        ))),
         Engine::KvV2 => {
             let route = format!("{}data/{inside}", mount.path);
             let version: Vec<(&str, String)> = location
