@@ -531,7 +531,7 @@ mod tests {
         ));
         assert_eq!(
             build_err(args(&[], &[], Some("B=s3://x"))).0,
-            "STEPSECRET_SECRETS line 1: B: unknown scheme `s3://` in `s3://x`: use vault://, aws-sm:// or age://"
+            "STEPSECRET_SECRETS line 1: B: unknown scheme `s3://` in `s3://x`: use vault://, aws-sm://, age:// or env://"
         );
         assert_eq!(
             build_err(args(&["STEPSECRET_X=age://x#k"], &[], None)).0,

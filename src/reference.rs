@@ -33,11 +33,13 @@ pub enum Backend {
     Aws,
     /// `age://`: an age-encrypted file.
     Age,
+    /// `env://`: a variable the job already has (a CI context or secured variable).
+    Env,
 }
 
 impl Backend {
     /// Every backend, in a stable order.
-    pub const ALL: [Backend; 3] = [Backend::Vault, Backend::Aws, Backend::Age];
+    pub const ALL: [Backend; 4] = [Backend::Vault, Backend::Aws, Backend::Age, Backend::Env];
 
     /// The scheme, without `://`.
     pub fn scheme(self) -> &'static str {
@@ -45,6 +47,7 @@ impl Backend {
             Backend::Vault => "vault",
             Backend::Aws => "aws-sm",
             Backend::Age => "age",
+            Backend::Env => "env",
         }
     }
 
@@ -69,6 +72,8 @@ pub enum Location {
     Aws(AwsLocation),
     /// An age file.
     Age(AgeLocation),
+    /// A variable of the job's environment.
+    Env(EnvLocation),
 }
 
 impl Location {
@@ -78,6 +83,7 @@ impl Location {
             Location::Vault(_) => Backend::Vault,
             Location::Aws(_) => Backend::Aws,
             Location::Age(_) => Backend::Age,
+            Location::Env(_) => Backend::Env,
         }
     }
 }
@@ -114,6 +120,7 @@ impl fmt::Display for Location {
                 Ok(())
             }
             Location::Age(a) => write!(f, "age://{}", a.path),
+            Location::Env(e) => write!(f, "env://{}", e.name),
         }
     }
 }
@@ -158,6 +165,13 @@ impl AwsLocation {
 pub struct AgeLocation {
     /// As written: relative to the spec file's folder, or absolute when it starts with `/`.
     pub path: String,
+}
+
+/// A variable the job already has.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EnvLocation {
+    /// The variable's name.
+    pub name: String,
 }
 
 /// Which part of the fetched secret a reference takes.
@@ -235,12 +249,12 @@ pub enum ReferenceError {
     Whitespace { raw: String },
     /// No `SCHEME://`.
     #[error(
-        "{} is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY",
+        "{} is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, age://FILE#KEY or env://NAME",
         echo(.raw)
     )]
     NotAReference { raw: String },
     /// A scheme other than `vault`, `aws-sm` or `age`.
-    #[error("unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm:// or age://")]
+    #[error("unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm://, age:// or env://")]
     UnknownScheme { scheme: String, raw: String },
     /// A part of the query without `=`.
     #[error("`{part}` in `{raw}` is not KEY=VALUE (known parameters: {})", PARAMS.join(", "))]
@@ -316,6 +330,9 @@ pub enum ReferenceError {
     /// `age://` naming no file.
     #[error("`{raw}` names no file: write age://PATH/TO/FILE.age#KEY (relative to the spec file)")]
     AgeNoFile { raw: String },
+    /// `env://` naming no valid variable.
+    #[error("`{raw}` names no variable: write env://NAME (letters, digits and _)")]
+    EnvBadName { raw: String },
 }
 
 const PARAMS: [&str; 4] = ["version", "version-stage", "version-id", "region"];
@@ -369,6 +386,7 @@ impl std::str::FromStr for Reference {
             Backend::Vault => Location::Vault(vault_location(raw, body, &params)?),
             Backend::Aws => Location::Aws(aws_location(raw, body, &params)?),
             Backend::Age => Location::Age(age_location(raw, body, &params)?),
+            Backend::Env => Location::Env(env_location(raw, body, &params)?),
         };
         Ok(Reference {
             raw: raw.to_string(),
@@ -587,6 +605,21 @@ fn age_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AgeLocatio
     })
 }
 
+fn env_location(raw: &str, body: &str, params: &Params<'_>) -> Result<EnvLocation, ReferenceError> {
+    only_params(raw, params, &[])?;
+    let valid = !body.is_empty()
+        && !body.starts_with(|c: char| c.is_ascii_digit())
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(ReferenceError::EnvBadName {
+            raw: raw.to_string(),
+        });
+    }
+    Ok(EnvLocation {
+        name: body.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,13 +751,13 @@ mod tests {
         );
         assert_eq!(
             error("s3://bucket/key").to_string(),
-            "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm:// or age://"
+            "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm://, age:// or env://"
         );
         // Text that does not look like a reference may be a value pasted in its place: the
         // message says so without showing it. A mistyped reference is shown.
         assert_eq!(
             error("just-a-string").to_string(),
-            "the text given (not shown: it does not look like a reference and may be a value) is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or age://FILE#KEY"
+            "the text given (not shown: it does not look like a reference and may be a value) is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, age://FILE#KEY or env://NAME"
         );
         assert!(
             error("vault:secret/db")

@@ -11,6 +11,7 @@
 pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod env;
 #[cfg(feature = "vault")]
 pub mod vault;
 
@@ -146,6 +147,7 @@ pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, Sour
         )?)),
         #[cfg(feature = "aws")]
         Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws, &plan.env)?)),
+        Backend::Env => Ok(Box::new(env::EnvSource::new(&plan.env))),
         #[allow(unreachable_patterns)]
         other => Err(SourceError::unavailable(format!(
             "{other}:// references are not built in yet: this stepsecret was built without the {other} source"
