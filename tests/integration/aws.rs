@@ -424,18 +424,6 @@ fn access_denied_is_exit_77_naming_the_variable_and_aws_code() {
     assert!(!marker.exists());
     assert!(aws.proxy.calls_to("BatchGetSecretValue")[0].injected);
 
-    // Injected: the whole BatchGetSecretValue call is denied.
-    aws.proxy.clear();
-    aws.proxy
-        .inject(Rule::new("BatchGetSecretValue", Fault::AccessDenied).times(1));
-    let t = aws.test();
-    let out = run_sh(&t, &["-s", "OPEN=aws-sm://team/open"], "true");
-    out.code(77)
-        .stderr_contains("OPEN (aws-sm://team/open): ")
-        .stderr_contains("BatchGetSecretValue")
-        .stderr_contains("AccessDeniedException")
-        .leaks_none(&[&open_value]);
-
     // Injected: GetSecretValue (a versioned reference) denied.
     aws.proxy
         .inject(Rule::new("GetSecretValue", Fault::AccessDenied).times(1));
@@ -901,4 +889,72 @@ fn https_endpoints_use_rustls_and_the_system_trust_store() {
         started.elapsed() < Duration::from_secs(3),
         "retried a bad certificate"
     );
+}
+
+#[test]
+fn a_denied_batch_call_falls_back_to_one_get_secret_value_each_with_one_warning() {
+    let aws = Aws::start();
+    let api = aws.api();
+    // 25 secrets: two batches, both denied (a role with GetSecretValue on named ARNs only).
+    let values: Vec<String> = (0..25).map(|i| unique(&format!("fb{i}"))).collect();
+    let mut flags = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        api.create(&format!("fallback/s{i}"), value);
+        flags.push("-s".to_string());
+        flags.push(format!("S{i}=aws-sm://fallback/s{i}"));
+    }
+    // Injected: AWS answers AccessDeniedException to every BatchGetSecretValue call (moto
+    // enforces no IAM).
+    aws.proxy
+        .inject(Rule::new("BatchGetSecretValue", Fault::AccessDenied));
+    let expected: Vec<(String, &str)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("S{i}"), v.as_str()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = expected.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = run_sh(&aws.test(), &flag_refs, &expect_env(&pairs));
+    let values_ref: Vec<&str> = values.iter().map(String::as_str).collect();
+    out.code(0).leaks_none(&values_ref);
+    assert_eq!(
+        out.stderr.matches("warning:").count(),
+        1,
+        "one warning: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("allow secretsmanager:BatchGetSecretValue"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        aws.proxy.count("GetSecretValue"),
+        25,
+        "one GetSecretValue per secret"
+    );
+    assert!(aws.proxy.count("BatchGetSecretValue") <= 2);
+
+    // A secret GetSecretValue denies too still fails, naming its variable.
+    aws.proxy
+        .inject(Rule::new("GetSecretValue", Fault::AccessDenied).secret("fallback/s3"));
+    let t = aws.test();
+    let (marker, touch) = ran_marker(&t);
+    let out = run_sh(
+        &t,
+        &[
+            "-s",
+            "OK=aws-sm://fallback/s1",
+            "-s",
+            "LOCKED=aws-sm://fallback/s3",
+        ],
+        &touch,
+    );
+    out.code(77)
+        .stderr_contains("LOCKED (aws-sm://fallback/s3): ")
+        .stderr_contains("AccessDeniedException")
+        .leaks_none(&values_ref);
+    assert!(!marker.exists());
+    aws.assert_no_imds();
 }

@@ -6,9 +6,17 @@
 //! A batch answers with values and an `Errors[]` list; each reference gets its own outcome,
 //! so one missing secret fails that reference (the core names the variable) and the others
 //! still report what they found.
+//!
+//! Many roles may read named secrets with GetSecretValue but not call BatchGetSecretValue
+//! (which needs `Resource: "*"`, and some organizations deny it outright). When a batch call
+//! is denied, that batch's ids and every later one of the run are fetched one GetSecretValue
+//! each, concurrently under the same pacer and deadline, with one warning naming the
+//! permission that would make it faster. A secret GetSecretValue itself denies still fails,
+//! naming its variable.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_secretsmanager::types::ApiErrorType;
 use tokio::sync::Semaphore;
@@ -66,6 +74,26 @@ pub(super) fn plan<'a>(
         }
     }
     work
+}
+
+/// Whether BatchGetSecretValue was denied in this run: from then on, one GetSecretValue per
+/// secret.
+#[derive(Debug, Default)]
+struct BatchDenied(AtomicBool);
+
+impl BatchDenied {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Records the denial; the first one warns.
+    fn set(&self) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            crate::error::warn(
+                "BatchGetSecretValue was denied (AccessDeniedException): fetching each secret with GetSecretValue instead; allow secretsmanager:BatchGetSecretValue (Resource \"*\") to fetch 20 in one call",
+            );
+        }
+    }
 }
 
 /// What one task found.
@@ -136,22 +164,24 @@ pub(super) async fn run(
 ) {
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let attempts = &session.attempts;
+    let denied = Arc::new(BatchDenied::default());
     for (region, group) in work {
         let client = session.secrets(&region);
         let pacer = Arc::new(Pacer::default());
         let gate = Arc::new(Semaphore::new(IN_FLIGHT));
         for chunk in group.batched.chunks(BATCH_SIZE) {
-            let (client, pacer, gate, attempts) = (
-                client.clone(),
-                Arc::clone(&pacer),
-                Arc::clone(&gate),
-                Arc::clone(attempts),
-            );
+            let batch = Batch {
+                client: client.clone(),
+                region: region.clone(),
+                pacer: Arc::clone(&pacer),
+                attempts: Arc::clone(attempts),
+                denied: Arc::clone(&denied),
+            };
+            let gate = Arc::clone(&gate);
             let chunk = chunk.to_vec();
-            let region = region.clone();
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                Done::Values(batch(&client, &region, chunk, &pacer, &attempts).await)
+                Done::Values(batch.fetch(chunk).await)
             });
         }
         for &index in &group.single {
@@ -217,14 +247,81 @@ pub(super) async fn run(
     }
 }
 
-/// One BatchGetSecretValue call (following NextToken if AWS splits the answer).
+/// What a batch of up to 20 ids is fetched with.
+struct Batch {
+    client: aws_sdk_secretsmanager::Client,
+    region: String,
+    pacer: Arc<Pacer>,
+    attempts: Arc<Attempts>,
+    denied: Arc<BatchDenied>,
+}
+
+impl Batch {
+    /// The chunk's values: one BatchGetSecretValue call, or one GetSecretValue per id once
+    /// the batch call was denied in this run.
+    async fn fetch(&self, chunk: Vec<(String, Vec<usize>)>) -> Vec<(usize, Fetched)> {
+        if !self.denied.is_set() {
+            match batch(
+                &self.client,
+                &self.region,
+                &chunk,
+                &self.pacer,
+                &self.attempts,
+            )
+            .await
+            {
+                Ok(results) => return results,
+                Err(()) => self.denied.set(),
+            }
+        }
+        let mut singles: JoinSet<(String, Vec<usize>, Result<Answer, SourceError>)> =
+            JoinSet::new();
+        for (id, users) in chunk {
+            let (client, region, pacer, attempts) = (
+                self.client.clone(),
+                self.region.clone(),
+                Arc::clone(&self.pacer),
+                Arc::clone(&self.attempts),
+            );
+            singles.spawn(async move {
+                pacer.wait().await;
+                let location = AwsLocation {
+                    secret_id: id,
+                    version_stage: None,
+                    version_id: None,
+                    region: None,
+                };
+                let answer = single_answer(&client, &region, &location, &attempts).await;
+                (location.secret_id, users, answer)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = singles.join_next().await {
+            // A task that panicked leaves its locations unanswered; they are reported so.
+            let Ok((id, users, answer)) = joined else {
+                continue;
+            };
+            for index in users {
+                let outcome = match &answer {
+                    Ok(answer) => answer.duplicate().into_found(&id),
+                    Err(e) => Err(e.clone()),
+                };
+                results.push((index, outcome));
+            }
+        }
+        results
+    }
+}
+
+/// One BatchGetSecretValue call (following NextToken if AWS splits the answer). `Err(())`
+/// when the call itself was denied: the caller falls back to GetSecretValue.
 async fn batch(
     client: &aws_sdk_secretsmanager::Client,
     region: &str,
-    chunk: Vec<(String, Vec<usize>)>,
+    chunk: &[(String, Vec<usize>)],
     pacer: &Pacer,
     attempts: &Attempts,
-) -> Vec<(usize, Fetched)> {
+) -> Result<Vec<(usize, Fetched)>, ()> {
     let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
     let mut answers: Vec<Answer> = Vec::new();
     let mut failed: Vec<ApiErrorType> = Vec::new();
@@ -247,6 +344,10 @@ async fn batch(
                 }
             }
             Err(e) => {
+                let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e);
+                if code == Some("AccessDeniedException") {
+                    return Err(());
+                }
                 let error = errors::from_sdk(
                     &e,
                     &Subject::Batch {
@@ -255,15 +356,15 @@ async fn batch(
                     },
                     attempts,
                 );
-                return chunk
+                return Ok(chunk
                     .iter()
                     .flat_map(|(_, users)| users.iter().map(|&i| (i, Err(error.clone()))))
-                    .collect();
+                    .collect());
             }
         }
     }
     let mut results = Vec::new();
-    for (id, users) in &chunk {
+    for (id, users) in chunk {
         let subject = Subject::Secret { id, region };
         let error = failed
             .iter()
@@ -292,7 +393,7 @@ async fn batch(
             results.push((index, outcome));
         }
     }
-    results
+    Ok(results)
 }
 
 /// One GetSecretValue, for a reference to a version.
@@ -302,6 +403,19 @@ async fn single(
     location: &AwsLocation,
     attempts: &Attempts,
 ) -> Fetched {
+    single_answer(client, region, location, attempts)
+        .await
+        .and_then(|answer| answer.into_found(&location.secret_id))
+}
+
+/// GetSecretValue's answer for `location` (a version, or the current value once batches are
+/// denied).
+async fn single_answer(
+    client: &aws_sdk_secretsmanager::Client,
+    region: &str,
+    location: &AwsLocation,
+    attempts: &Attempts,
+) -> Result<Answer, SourceError> {
     let id = location.secret_id.as_str();
     let version = match (&location.version_id, &location.version_stage) {
         (Some(v), _) => format!("version-id={v}"),
@@ -320,8 +434,8 @@ async fn single(
         .set_version_stage(location.version_stage.clone())
         .send()
         .await
+        .map(Answer::from)
         .map_err(|e| errors::from_sdk(&e, &subject, attempts))
-        .and_then(|output| Answer::from(output).into_found(id))
 }
 
 /// DescribeSecret's dates and rotation, for `check`. A failure is shown, not raised: `check`
