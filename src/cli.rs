@@ -36,6 +36,11 @@ pub enum Command {
     ///
     /// Exits non-zero when anything is missing.
     Check(CheckArgs),
+    /// Diagnose the CI identity and each backend's login (OIDC trust misconfiguration above
+    /// all); reads no secret, never prints a token.
+    ///
+    /// Example: stepsecret doctor --spec stepsecret.toml
+    Doctor(DoctorArgs),
     /// Mask secrets in stdin, writing the result to stdout.
     ///
     /// Example: ./noisy-tool 2>&1 | stepsecret redact --env API_TOKEN
@@ -159,6 +164,16 @@ pub struct RunArgs {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

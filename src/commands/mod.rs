@@ -2,6 +2,7 @@
 //! an error that `main` prints and maps to its exit code.
 
 mod check;
+mod doctor;
 mod keys;
 mod pipe;
 mod policy;
@@ -18,6 +19,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<u8, Error> {
     match cli.command {
         Command::Run(args) => run::run(args, env),
         Command::Check(args) => check::check(args, env),
+        Command::Doctor(args) => doctor::doctor(args, env),
         Command::Redact(args) => redact::redact(args, env),
         Command::Keygen(args) => keys::keygen(args),
         Command::Seal(args) => keys::seal(args),

@@ -64,11 +64,31 @@ pub trait SecretSource: Send + Sync {
         Vec::new()
     }
 
+    /// For `doctor`: logs in as a run would, reads no secret, and says what it found (the
+    /// address, method and role, the login's outcome, what in the server's configuration does
+    /// not match this job's identity and how to fix it); then undoes the login. The default
+    /// has nothing to check beyond opening the source.
+    fn diagnose(&self, cx: &FetchContext) -> Diagnosis {
+        let _ = cx;
+        Diagnosis::default()
+    }
+
     /// Runs once after the command exits, or when the run fails: revoke leases and tokens.
     /// Failures are reported, never raised: they must not change the exit code.
     fn finish(&self) -> Vec<CleanupEvent> {
         Vec::new()
     }
+}
+
+/// What `doctor` found for one backend. Never a credential.
+#[derive(Debug, Default)]
+pub struct Diagnosis {
+    /// What it would use and what it learned, in order (`address`, `auth`, `role`, ...).
+    pub facts: Vec<(String, String)>,
+    /// Each problem found, with how to fix it.
+    pub findings: Vec<String>,
+    /// The login's outcome: `None` when it worked or there is none to try.
+    pub error: Option<SourceError>,
 }
 
 /// What a fetch may take into account beyond the locations.

@@ -958,3 +958,41 @@ fn a_denied_batch_call_falls_back_to_one_get_secret_value_each_with_one_warning(
     assert!(!marker.exists());
     aws.assert_no_imds();
 }
+
+#[test]
+fn doctor_shows_the_role_the_assumed_identity_and_the_caller_never_the_token() {
+    let aws = Aws::start();
+    let token = jwt(json!({
+        "iss": "https://oidc.circleci.com/org/o1",
+        "aud": "o1",
+        "sub": "org/o1/project/p1/user/u1",
+        "oidc.circleci.com/project-id": "p1"
+    }));
+    let t = aws
+        .bare()
+        .env("CIRCLECI", "true")
+        .env("CIRCLE_BUILD_NUM", "77")
+        .env("CIRCLE_OIDC_TOKEN_V2", &token)
+        .env("AWS_ROLE_ARN", ROLE)
+        .args(["doctor", "-s", "X=aws-sm://ci/never-read"]);
+    let out = t.run();
+    out.code(0).leaks_none(&[&token]).stdout_contains_all(&[
+        "ci: circleci (circleci-77)\n",
+        "oidc token: CIRCLE_OIDC_TOKEN_V2 (circleci)\n",
+        "  oidc.circleci.com/project-id: p1\n",
+        "aws-sm:\n",
+        &format!("  role: {ROLE} (AWS_ROLE_ARN)\n"),
+        "  AssumeRoleWithWebIdentity: ok (",
+        "  account: 123456789012\n",
+        "result: every login works\n",
+    ]);
+    // It read no secret (the one named does not even exist) and assumed the role once.
+    assert_eq!(aws.proxy.count("GetSecretValue"), 0);
+    assert_eq!(aws.proxy.count("BatchGetSecretValue"), 0);
+    assert_eq!(aws.proxy.count("AssumeRoleWithWebIdentity"), 1);
+
+    // A refused AssumeRoleWithWebIdentity is exit 77.
+    aws.proxy
+        .inject(Rule::new("AssumeRoleWithWebIdentity", Fault::AccessDenied));
+    t.run().code(77).leaks_none(&[&token]);
+}

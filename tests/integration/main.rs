@@ -13,6 +13,7 @@ mod contract_age;
 mod contract_aws;
 mod contract_env;
 mod contract_vault;
+mod doctor;
 mod env_source;
 mod kill;
 mod kill_vault;

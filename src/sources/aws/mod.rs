@@ -205,6 +205,79 @@ impl SecretSource for AwsSource {
         self.state().identity.clone()
     }
 
+    /// The role and how the credentials came (AssumeRoleWithWebIdentity with the CI's token,
+    /// or the default chain), then who they belong to (GetCallerIdentity). Reads no secret.
+    fn diagnose(&self, cx: &FetchContext) -> crate::sources::Diagnosis {
+        let mut d = crate::sources::Diagnosis::default();
+        match &self.settings.role {
+            Some(role) => d
+                .facts
+                .push(("role".into(), format!("{} ({})", role.arn, role.from))),
+            None => d.facts.push((
+                "credentials".into(),
+                "the SDK's default chain (no role)".into(),
+            )),
+        }
+        let token = match &self.settings.role {
+            Some(_) => match ci::oidc_token(
+                &self.env,
+                self.settings.oidc_token_env.as_deref(),
+                Some(&self.settings.audience),
+            ) {
+                Ok(token) => token,
+                Err(e) => {
+                    d.error = Some(SourceError::new(e.kind, format!("[aws] web identity: {e}")));
+                    return d;
+                }
+            },
+            None => None,
+        };
+        let role_without_token = match (&self.settings.role, &token) {
+            (Some(role), None) => Some(role.from),
+            _ => None,
+        };
+        let deadline = tokio::time::Instant::from_std(cx.deadline);
+        let outcome = self.runtime.block_on(async {
+            let options = Options {
+                settings: &self.settings,
+                env: &self.env,
+                token: token.as_ref(),
+                role_without_token,
+                needs_default_region: true,
+                any_region: None,
+            };
+            let session = match tokio::time::timeout_at(deadline, Session::open(options)).await {
+                Ok(opened) => opened?,
+                Err(_) => {
+                    return Err(SourceError::gave_up(
+                        "no AWS credentials before the deadline",
+                    ));
+                }
+            };
+            let caller = match &session.default_region {
+                Some(region) => fetch::caller(&session.sts(region)).await,
+                None => vec![("caller".into(), "unknown (no region to ask STS in)".into())],
+            };
+            Ok((session.authenticated, caller))
+        });
+        match outcome {
+            Ok((authenticated, caller)) => {
+                if let Some(assumed) = &authenticated.web_identity {
+                    d.facts.push((
+                        "AssumeRoleWithWebIdentity".into(),
+                        format!(
+                            "ok ({})",
+                            assumed.assumed_arn.as_deref().unwrap_or(&assumed.role_arn)
+                        ),
+                    ));
+                }
+                d.facts.extend(caller);
+            }
+            Err(e) => d.error = Some(e),
+        }
+        d
+    }
+
     fn consumed_env(&self) -> Vec<String> {
         self.state().consumed.clone()
     }

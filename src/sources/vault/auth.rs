@@ -63,6 +63,16 @@ pub(super) fn login(
     deadline: Instant,
     check: bool,
 ) -> Result<Login, SourceError> {
+    match method(settings)? {
+        (VaultAuth::Jwt, Some(token)) => jwt(settings, client, deadline, token),
+        (VaultAuth::Approle, _) => approle(settings, client, deadline),
+        _ => supplied_token(settings, client, deadline, check),
+    }
+}
+
+/// The method a login uses, as the module documentation says, with the CI's OIDC token when
+/// it is JWT.
+pub(super) fn method(settings: &Settings) -> Result<(VaultAuth, Option<OidcToken>), SourceError> {
     let oidc = || {
         ci::oidc_token(
             &settings.env,
@@ -73,24 +83,23 @@ pub(super) fn login(
     };
     match settings.auth {
         Some(VaultAuth::Jwt) => match oidc()? {
-            Some(token) => jwt(settings, client, deadline, token),
+            Some(token) => Ok((VaultAuth::Jwt, Some(token))),
             None => Err(SourceError::config(
                 "[vault] auth = \"jwt\" but this job has no CI OIDC token: CircleCI sets CIRCLE_OIDC_TOKEN_V2 in jobs with a context, Bitbucket sets BITBUCKET_STEP_OIDC_TOKEN in steps with `oidc: true`, GitHub Actions needs `permissions: id-token: write`; or name the variable with [vault] oidc_token_env",
             )),
         },
-        Some(VaultAuth::Approle) => approle(settings, client, deadline),
-        Some(VaultAuth::Token) => supplied_token(settings, client, deadline, check),
+        Some(other) => Ok((other, None)),
         None => {
             let explicit_token = settings.env.is_set("VAULT_TOKEN");
             if (!explicit_token || settings.role.is_some())
                 && let Some(token) = oidc()?
             {
-                return jwt(settings, client, deadline, token);
+                return Ok((VaultAuth::Jwt, Some(token)));
             }
             if approle_configured(settings) {
-                return approle(settings, client, deadline);
+                return Ok((VaultAuth::Approle, None));
             }
-            supplied_token(settings, client, deadline, check)
+            Ok((VaultAuth::Token, None))
         }
     }
 }

@@ -14,6 +14,7 @@
 
 mod auth;
 mod client;
+mod doctor;
 mod read;
 mod settings;
 
@@ -155,6 +156,10 @@ impl SecretSource for VaultSource {
             identity.extend(login.identity.iter().cloned());
         }
         identity
+    }
+
+    fn diagnose(&self, cx: &FetchContext) -> crate::sources::Diagnosis {
+        doctor::diagnose(self, cx)
     }
 
     fn consumed_env(&self) -> Vec<String> {
