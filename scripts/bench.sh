@@ -145,6 +145,22 @@ for n in "${SIZES[@]}"; do
         args+=(-s -o /dev/null -H 'X-Vault-Token: root' "$VAULT_ADDR/v1/secret/data/bench/s$i")
     done
     printf '%q ' curl "${args[@]}" >"$work/v-floor-$n.sh"
+    # The floor that does the JWT row's work: curl logs in with the same JWT, sends the same N
+    # GETs in parallel with the token it got (OpenBao does more per request for a non-root
+    # token than for root), then revokes it.
+    {
+        echo 'set -e'
+        printf 't=$(curl -s -X POST --data-binary %q %q | sed -n %q)\n' \
+            "{\"role\":\"circleci\",\"jwt\":\"$jwt\"}" "$VAULT_ADDR/v1/auth/jwt/login" \
+            's/.*"client_token":"\([^"]*\)".*/\1/p'
+        printf 'curl --parallel --parallel-immediate --parallel-max %s' "$n"
+        for i in $(seq3 "$n"); do
+            [ "$i" = 000 ] || printf ' --next'
+            printf ' -s -o /dev/null -H "X-Vault-Token: $t" %q' "$VAULT_ADDR/v1/secret/data/bench/s$i"
+        done
+        echo
+        printf 'curl -s -o /dev/null -X POST -H "X-Vault-Token: $t" %q\n' "$VAULT_ADDR/v1/auth/token/revoke-self"
+    } >"$work/v-jwtfloor-$n.sh"
 done
 
 # Sanity, with the most secrets: every tool gets every value (else its rows say why).
@@ -176,6 +192,7 @@ for n in "${SIZES[@]}"; do
         "env -u VAULT_TOKEN CIRCLE_OIDC_TOKEN_V2=$jwt $bin run --spec $work/v-jwt-$n.toml -- $true_bin"
     measure "v-ss-token-$n" "$RUNS" -N --warmup 2 "$bin run --spec $work/v-token-$n.toml -- $true_bin"
     measure "v-floor-$n" "$RUNS" -N --warmup 2 "$(cat "$work/v-floor-$n.sh")"
+    measure "v-jwtfloor-$n" "$RUNS" -N --warmup 2 "sh $work/v-jwtfloor-$n.sh"
     if [ -n "$vault_teller" ]; then
         # teller runs its command through duct, which does not search PATH: give it a path.
         measure "v-teller-$n" "$RUNS" -N --warmup 1 "$vault_teller -c $work/v-teller-$n.yml run -- $true_bin"
@@ -188,6 +205,18 @@ for n in "${SIZES[@]}"; do
         skip "v-agent-$n" "$agent_missing"
     fi
 done
+# Where the JWT row's time goes: the audit record's durations of 20 runs with 50 secrets.
+for _ in $(seq 20); do
+    env -u VAULT_TOKEN CIRCLE_OIDC_TOKEN_V2="$jwt" "$bin" run --audit-log "$work/v-phases.jsonl" \
+        --spec "$work/v-jwt-50.toml" -- "$true_bin"
+done
+python3 - "$work/v-phases.jsonl" "$res/v-phases.json" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line)["durations_ms"] for line in open(sys.argv[1])]
+keys = ["resolve", "vault login", "vault mounts", "vault reads", "vault revoke", "command", "cleanup"]
+json.dump({k: statistics.median(r[k] for r in runs) for k in keys if all(k in r for r in runs)},
+          open(sys.argv[2], "w"))
+PY
 measure v-kvloop "$SLOW_RUNS" --warmup 1 \
     "for i in $(seq3 10 | xargs); do $bao kv get -field=password secret/bench/s\$i >/dev/null; done"
 python3 - "$res/v-rss.json" "$bin" "$work/v-jwt-50.toml" "$jwt" <<'PY'
@@ -409,19 +438,21 @@ w(f"Measured {date} by `scripts/bench.sh`: {cores} cores ({cpu}), load average a
   "own cost plus loopback round trips; a remote server adds its latency to every row.")
 w("")
 
-def fetch_table(title, ss_rows, base_key, peers, floor_key, floor_name):
-    base_name = dict(ss_rows)[base_key].split(", ", 1)[-1] if len(ss_rows) > 1 else "stepsecret"
+def fetch_table(title, ss_rows, base_key, peers, floor_key, floor_name, more_floors=()):
+    # A row may name its own floor (the JWT row: the floor that logs in the same way).
+    ss_rows = [row if len(row) == 3 else (*row, floor_key) for row in ss_rows]
+    base_name = {k: n for k, n, _ in ss_rows}[base_key].split(", ", 1)[-1] if len(ss_rows) > 1 else "stepsecret"
     w(f"**{title}** (median; in brackets: stepsecret ÷ the floor, or the peer ÷ stepsecret"
       + (f" with the same auth, {base_name}" if len(ss_rows) > 1 else "") + ")")
     w("")
     w("| | " + " | ".join(f"{n} secret{'s' if n > 1 else ''}" for n in sizes) + " |")
     w("|---|" + "---|" * len(sizes))
     base = {}
-    for key, name in ss_rows:
+    for key, name, row_floor in ss_rows:
         cells = []
         for n in sizes:
             v, why = get(f"{key}-{n}")
-            f, _ = get(f"{floor_key}-{n}")
+            f, _ = get(f"{row_floor}-{n}")
             if key == base_key:
                 base[n] = v
             cells.append(cell(v, v / f if v and f else None, "x floor") if v else f"n/a: {why}")
@@ -441,18 +472,19 @@ def fetch_table(title, ss_rows, base_key, peers, floor_key, floor_name):
             w(f"| {name} | n/a: {why_all} " + "| " * (len(sizes) - 1) + "|")
         else:
             w(f"| {name} | " + " | ".join(cells) + " |")
-    cells = []
-    for n in sizes:
-        v, why = get(f"{floor_key}-{n}")
-        cells.append(ms(v) if v else f"n/a: {why}")
-    w(f"| {floor_name} | " + " | ".join(cells) + " |")
+    for key, name in [(floor_key, floor_name), *more_floors]:
+        cells = []
+        for n in sizes:
+            v, why = get(f"{key}-{n}")
+            cells.append(ms(v) if v else f"n/a: {why}")
+        w(f"| {name} | " + " | ".join(cells) + " |")
     w("")
 
 teller = ver.get("teller", "teller")
 kv10, kv_why = get("v-kvloop")
 fetch_table(
     "Fetch N secrets from OpenBao (KV v2) and run `true`",
-    [("v-ss-jwt", "`stepsecret run -- true`, JWT login (CircleCI-shaped token) + revoke"),
+    [("v-ss-jwt", "`stepsecret run -- true`, JWT login (CircleCI-shaped token) + revoke (÷ the floor with the same login)", "v-jwtfloor"),
      ("v-ss-token", "`stepsecret run -- true`, VAULT_TOKEN")], "v-ss-token",
     [(f"`{teller} run -- true`, VAULT_TOKEN", lambda n: get(f"v-teller-{n}"), 0),
      (f"`bao agent` ({ver.get('bao', 'bao')}): exec + one env_template per secret, token_file auto_auth; "
@@ -460,7 +492,14 @@ fetch_table(
       lambda n: get(f"v-agent-{n}"), 2000),
      ("`bao kv get` in a shell loop (10 timed: per secret × N)",
       lambda n: (kv10 / 10 * n, None) if kv10 else (None, kv_why), 0)],
-    "v-floor", "floor: `curl --parallel`, the same N GETs (no login)")
+    "v-floor", "floor: `curl --parallel`, the same N GETs (no login)",
+    [("v-jwtfloor", "floor with the same login: curl logs in with the same JWT, sends the same N GETs in parallel with its token, then revokes it")])
+phases = json.load(open(os.path.join(res, "v-phases.json"))) if os.path.exists(os.path.join(res, "v-phases.json")) else {}
+if phases:
+    w("Where the JWT row's time goes, 50 secrets (medians of 20 runs, from the audit record's "
+      "`durations_ms`; the login token is revoked in the background while the command starts): "
+      + ", ".join(f"{k} {ms(v)}" for k, v in phases.items()) + ".")
+    w("")
 
 cli3, cli_why = get("a-cliloop")
 fetch_table(

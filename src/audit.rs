@@ -93,6 +93,14 @@ impl AuditLog {
         })
     }
 
+    /// Records how long a source's step took (`vault login`, `vault reads`...).
+    pub(crate) fn duration(&mut self, name: &str, took: std::time::Duration) {
+        self.phases.insert(
+            name.to_string(),
+            json!((took.as_secs_f64() * 1e6).round() / 1e3),
+        );
+    }
+
     /// Records how long a phase took, from `since` until now.
     pub fn phase(&mut self, name: &str, since: Instant) {
         self.phases.insert(

@@ -62,6 +62,12 @@ impl Sources {
     }
 
     /// Each backend's identity, for `check`.
+    /// How long each source's steps took, for the audit record.
+    pub(crate) fn timings(&self) -> Vec<(&'static str, Duration)> {
+        self.list.iter().flat_map(|s| s.timings()).collect()
+    }
+
+    /// Each backend's identity, for `check`.
     pub(crate) fn identities(&self) -> Vec<(Backend, Vec<(String, String)>)> {
         self.list
             .iter()

@@ -63,6 +63,8 @@ pub(crate) struct Session<'e> {
     /// Masks the command's output; `None` with `--no-redact` or before the secrets are known.
     redactor: Option<Arc<Redactor>>,
     cleanup: Vec<CleanupEvent>,
+    /// How long the sources' own steps took, for the audit record.
+    timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl<'e> Session<'e> {
@@ -81,6 +83,7 @@ impl<'e> Session<'e> {
             guardian: None,
             redactor: None,
             cleanup: Vec::new(),
+            timings: Vec::new(),
         })
     }
 
@@ -201,6 +204,9 @@ impl<'e> Session<'e> {
         if let Some(mut audit) = self.audit.take() {
             audit.cleanup(&self.cleanup);
             audit.phase("cleanup", cleaning);
+            for (name, took) in &self.timings {
+                audit.duration(name, *took);
+            }
             audit.write(&result);
         }
         result
@@ -216,6 +222,7 @@ impl<'e> Session<'e> {
                 }
             }
             self.cleanup.extend(events);
+            self.timings = sources.timings();
         }
         drop(self.dir.take());
         drop(self.guardian.take());

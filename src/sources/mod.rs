@@ -73,6 +73,12 @@ pub trait SecretSource: Send + Sync {
         Diagnosis::default()
     }
 
+    /// How long this source's steps took (login, reads, revocation), in order, for the audit
+    /// record's `durations_ms` and the benchmarks. Asked after [`SecretSource::finish`].
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
+
     /// Runs once after the command exits, or when the run fails: revoke leases and tokens.
     /// Failures are reported, never raised: they must not change the exit code.
     fn finish(&self) -> Vec<CleanupEvent> {

@@ -399,7 +399,17 @@ fn the_audit_log_records_every_run_and_never_a_value() {
         "org/org-1/project/proj-1/user/u-1/vcs-origin/github.com/acme/app/vcs-ref/refs/heads/main"
     );
     assert_eq!(first["identities"]["vault"]["role"], "stepsecret-ci");
-    for phase in ["plan", "resolve", "command", "cleanup"] {
+    // The run's phases, and where the Vault source's time went.
+    for phase in [
+        "plan",
+        "resolve",
+        "command",
+        "cleanup",
+        "vault login",
+        "vault mounts",
+        "vault reads",
+        "vault revoke",
+    ] {
         assert!(first["durations_ms"][phase].is_number(), "{phase}: {first}");
     }
     let vars = first["variables"].as_array().unwrap();

@@ -50,7 +50,9 @@ struct State {
     /// Leases the reads created: (lease id, path).
     leases: Vec<(String, String)>,
     /// The login token's revocation, started as soon as nothing needs the token any more.
-    early_revoke: Option<std::thread::JoinHandle<Result<(), String>>>,
+    early_revoke: Option<std::thread::JoinHandle<(Result<(), String>, Duration)>>,
+    /// How long each step took: `vault login`, `vault mounts`, `vault reads`, `vault revoke`.
+    timings: Vec<(&'static str, Duration)>,
 }
 
 impl VaultSource {
@@ -101,13 +103,23 @@ impl SecretSource for VaultSource {
             return Ok(results.into_iter().flatten().collect());
         }
 
+        let started = Instant::now();
         let login = auth::login(&self.settings, &self.client, cx.deadline, cx.check)?;
         let token = login.token.clone();
-        self.state().login = Some(login);
+        {
+            let mut state = self.state();
+            state.login = Some(login);
+            state.timings.push(("vault login", started.elapsed()));
+        }
 
         let workers = self.settings.concurrency;
         let locations: Vec<&VaultLocation> = wanted.iter().map(|(_, l)| *l).collect();
+        let started = Instant::now();
         let mounts = read::mounts(&self.client, &token, &locations, cx.deadline, workers);
+        self.state()
+            .timings
+            .push(("vault mounts", started.elapsed()));
+        let started = Instant::now();
         let work: Vec<(usize, &VaultLocation, Result<read::Mount, SourceError>)> = wanted
             .iter()
             .zip(mounts)
@@ -119,6 +131,7 @@ impl SecretSource for VaultSource {
         });
 
         let mut state = self.state();
+        state.timings.push(("vault reads", started.elapsed()));
         for ((i, location, _), result) in work.iter().zip(fetched) {
             if let Ok(found) = &result
                 && let Some(lease) = &found.meta.lease_id
@@ -137,7 +150,11 @@ impl SecretSource for VaultSource {
             let (client, token) = (self.client.clone(), login.token.clone());
             state.early_revoke = std::thread::Builder::new()
                 .name("vault-revoke".into())
-                .spawn(move || auth::revoke_self(&client, &token, Instant::now() + CLEANUP_TIMEOUT))
+                .spawn(move || {
+                    let started = Instant::now();
+                    let result = auth::revoke_self(&client, &token, started + CLEANUP_TIMEOUT);
+                    (result, started.elapsed())
+                })
                 .ok();
         }
         drop(state);
@@ -160,6 +177,10 @@ impl SecretSource for VaultSource {
 
     fn diagnose(&self, cx: &FetchContext) -> crate::sources::Diagnosis {
         doctor::diagnose(self, cx)
+    }
+
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        self.state().timings.clone()
     }
 
     fn consumed_env(&self) -> Vec<String> {
@@ -209,7 +230,8 @@ impl SecretSource for VaultSource {
         let Some(login) = login else {
             return Vec::new();
         };
-        let deadline = Instant::now() + CLEANUP_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + CLEANUP_TIMEOUT;
         let revoked = parallel(&leases, self.settings.concurrency, |(lease, _)| {
             let body = serde_json::json!({ "lease_id": lease });
             let call = Call {
@@ -219,16 +241,23 @@ impl SecretSource for VaultSource {
             };
             self.client.call(&call, deadline).map(|_| ())
         });
-        let token_revoked = match early {
-            Some(handle) => Some(
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err("the revoking thread stopped".into())),
+        let (token_revoked, took) = match early {
+            // Revoked in the background while the command ran: its own time, not the wait.
+            Some(handle) => match handle.join() {
+                Ok((result, took)) => (Some(result), took),
+                Err(_) => (
+                    Some(Err("the revoking thread stopped".into())),
+                    Duration::ZERO,
+                ),
+            },
+            None => (
+                login
+                    .revocable()
+                    .then(|| auth::revoke_self(&self.client, &login.token, deadline)),
+                started.elapsed(),
             ),
-            None => login
-                .revocable()
-                .then(|| auth::revoke_self(&self.client, &login.token, deadline)),
         };
+        self.state().timings.push(("vault revoke", took));
         let mut events: Vec<CleanupEvent> = leases
             .iter()
             .zip(revoked)
@@ -331,6 +360,7 @@ pub(crate) fn revoke_orphaned(payload: &str) -> Vec<CleanupEvent> {
                 .map(|l| (l.clone(), String::new()))
                 .collect(),
             early_revoke: None,
+            timings: Vec::new(),
         }),
     };
     source.finish()
