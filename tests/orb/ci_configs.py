@@ -64,7 +64,7 @@ def circleci(path):
                 [] if str(cfg.get("version")) == "2.1" and {"test", "build_static", "orb", "release"} <= set(jobs)
                 else [f"version {cfg.get('version')}, jobs {sorted(jobs)}"])
     wants = {"test": "scripts/test.sh", "build_static": "scripts/build-static.sh", "orb": "scripts/test-orb.sh",
-             "release": ".circleci/release.sh"}
+             "release": "scripts/release.sh"}
     ok &= check("circleci: each job runs its script (test.sh, build-static.sh, test-orb.sh, release.sh)",
                 [f"{j} does not run {s}" for j, s in wants.items()
                  if not any(s in c for c in run_commands(jobs.get(j)))])
@@ -159,7 +159,7 @@ def bitbucket(path):
     static = [s for s in release if "scripts/build-static.sh" in scripts(s)]
     if not static or not any(str(a).startswith("dist") for a in (static[0].get("artifacts") or [])):
         problems.append("no static build keeping dist/ as artifacts")
-    if not any("docker build" in scripts(s) and "docker" in (s.get("services") or []) for s in release):
+    if not any(("docker build" in scripts(s) or "build-image.sh" in scripts(s) or "release.sh" in scripts(s)) and "docker" in (s.get("services") or []) for s in release):
         problems.append("no step building the pipe image with the docker service")
     prod = [i for i, s in enumerate(release) if s.get("deployment") == "production"]
     if not prod:
@@ -167,6 +167,16 @@ def bitbucket(path):
     elif prod[0] != len(release) - 1:
         problems.append("the production deployment is not the last step")
     ok &= check("bitbucket: v* tags build static, build the pipe image, then deploy to production", problems)
+    # One release script: the production step runs it, and repeats none of its steps.
+    problems = []
+    last = release[-1] if release else {}
+    if "scripts/release.sh" not in scripts(last):
+        problems.append("the production step does not run scripts/release.sh")
+    for s in release:
+        for word in ("docker build", "docker push", "sha256sum", "orb publish", "/downloads"):
+            if word in scripts(s):
+                problems.append(f"a step repeats the release's own work: {word}")
+    ok &= check("bitbucket: the release is scripts/release.sh, its steps not repeated", problems)
     return ok
 
 
