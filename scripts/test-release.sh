@@ -310,5 +310,26 @@ code=$?
 check "the published orb refuses a tampered binary whose served .sha256 matches it" \
     sh -c "test $code != 0 && grep -q 'checksum mismatch' '$work/evil.log' && test ! -e '$work/evil-bin/stepsecret'"
 
+# ---- a pending pipe change: the release bumps the pipe's version with semversioner
+cp -R "$work/clone" "$work/bump"
+(cd "$work/bump/pipe" && semversioner add-change --type patch --description "Test change for the release test." >/dev/null)
+(cd "$work/bump" && env -i "${common_env[@]}" CONTAINER_ENGINE=docker RELEASE_OUT="$work/bump-out" scripts/release.sh) >"$work/bump.log" 2>&1
+code=$?
+check "with a pending semversioner change, release.sh (no --publish) bumps the pipe version in pipe.yml, README, CHANGELOG; publishes nothing" \
+    python3 -c '
+import re, sys, yaml
+out, code = sys.argv[1], sys.argv[2]
+assert code == "0", open(sys.argv[3]).read()[-2000:]
+env = dict(l.strip().split("=", 1) for l in open(out + "/release.env"))
+old = [int(x) for x in env["VERSION"].split(".")]
+pipe = env["PIPE_VERSION"]
+assert yaml.safe_load(open(out + "/pipe-repo/pipe.yml"))["image"].endswith(":" + pipe)
+assert set(re.findall(r"stepsecret-pipe:([0-9][0-9.]*)", open(out + "/pipe-repo/README.md").read())) == {pipe}
+assert "## " + pipe in open(out + "/pipe-repo/CHANGELOG.md").read()
+assert "nothing published" in open(sys.argv[3]).read()
+print(pipe)
+' "$work/bump-out" "$code" "$work/bump.log"
+images+=("$(sed -n 's/^PIPE_IMAGE=//p' "$work/bump-out/release.env" 2>/dev/null)")
+
 printf '\nrelease test took %ss\n' "$(( $(date +%s) - started ))"
 check_summary

@@ -46,6 +46,9 @@ scripts/test-aarch64.sh
 step "the Bitbucket pipe: files, and the image under podman (scripts/test-pipe.sh)"
 scripts/test-pipe.sh
 
+step "the release as both tag pipelines run it, on a clean clone (scripts/test-release.sh)"
+scripts/test-release.sh
+
 step "a short fuzzing pass over the committed corpus (scripts/fuzz-smoke.sh)"
 scripts/fuzz-smoke.sh
 
