@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one release script, for both CI configurations (.circleci/config.yml and
-# bitbucket-pipelines.yml call it; neither repeats its steps).
+# The one release script, for both CI configurations: the release job of .circleci/test-deploy.yml
+# (continued from the setup workflow in .circleci/config.yml) and bitbucket-pipelines.yml v* tags
+# call it; neither repeats its steps.
 #
 #   scripts/release.sh                     build everything into $RELEASE_OUT (default dist/release)
 #   scripts/release.sh --publish WHAT,...  then publish WHAT (needs the credentials below):

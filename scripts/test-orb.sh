@@ -2,7 +2,7 @@
 # Tests the CircleCI orb (orb/src) and the project's CI configurations, without the circleci
 # CLI or the network:
 #   1. packs the orb (tests/orb/orbtool.py, following `circleci orb pack`);
-#   2. validates the packed orb, every example's usage, .circleci/config.yml and
+#   2. validates the packed orb, every example's usage, .circleci/config.yml, test-deploy.yml and
 #      bitbucket-pipelines.yml with check-jsonschema's bundled SchemaStore schemas;
 #   3. checks parameters, includes, enums and the orb-tools review rules (see orbtool.py),
 #      and that each of those checks fails on a copy of the orb broken the way it is about;
@@ -125,8 +125,9 @@ o["commands"]["run"]["steps"] = {"run": "not a list"}
 yaml.safe_dump(o, open(sys.argv[2], "w"))' "$packed" "$tmp/broken-orb.yml"
 check "a packed orb whose steps are not a list is rejected (the schema is applied)" \
     bash -c '! "$@"' _ "$py" -m check_jsonschema --builtin-schema vendor.circle-ci "$tmp/broken-orb.yml"
-check ".circleci/config.yml is valid (vendor.circle-ci)" \
-    jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
+for config in .circleci/config.yml .circleci/test-deploy.yml; do
+    check "$config is valid (vendor.circle-ci)" jsonschema --builtin-schema vendor.circle-ci "$config"
+done
 check "bitbucket-pipelines.yml is valid (vendor.bitbucket-pipelines)" \
     jsonschema --builtin-schema vendor.bitbucket-pipelines bitbucket-pipelines.yml
 
@@ -140,7 +141,7 @@ tally < <("$py" tests/orb/orbtool.py review orb/src Cargo.toml 2>&1)
 section "the review checks can fail: each broken copy of orb/src is caught"
 tally < <("$py" tests/orb/orbtool.py selftest orb/src Cargo.toml 2>&1)
 section "the CI configurations' jobs, filters and gates"
-tally < <("$py" tests/orb/ci_configs.py .circleci/config.yml bitbucket-pipelines.yml 2>&1)
+tally < <("$py" tests/orb/ci_configs.py .circleci/config.yml .circleci/test-deploy.yml bitbucket-pipelines.yml 2>&1)
 
 # ---------------------------------------------------------------- 4. shellcheck
 section "shellcheck"
@@ -148,7 +149,10 @@ for script in orb/src/scripts/*.sh; do
     check "shellcheck -s sh $script (POSIX)" shellcheck -s sh "$script"
     check "dash -n $script" dash -n "$script"
 done
-for script in scripts/test-orb.sh scripts/deps/orb.sh .circleci/*.sh; do
+for script in .circleci/scripts/*.sh; do
+    check "shellcheck -s sh $script (POSIX: it runs on Alpine too)" shellcheck -s sh "$script"
+done
+for script in scripts/test-orb.sh scripts/deps/orb.sh; do
     [ -f "$script" ] || continue
     check "shellcheck $script" shellcheck -x "$script"
 done

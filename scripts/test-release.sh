@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The release, executed as the two tag pipelines would run it, on a clean clone of HEAD:
 #   - the commands are taken from the CI configurations themselves: the release step of
-#     bitbucket-pipelines.yml's v* pipeline and the run steps of .circleci/config.yml's release
+#     bitbucket-pipelines.yml's v* pipeline and the run steps of .circleci/test-deploy.yml's release
 #     job, with BITBUCKET_TAG / CIRCLE_TAG = v<version>;
 #   - `docker` is a shim on PATH that runs podman (runc, the ulimits this machine needs);
 #   - the image registry is Debian's docker-registry on loopback (PIPE_IMAGE_REPO points there);
@@ -191,7 +191,7 @@ key = next(k for k in tags if fnmatch.fnmatchcase("v1.2.3", k))
 steps = [s["step"] for s in tags[key] if "step" in s]
 release = [s for s in steps if s.get("deployment") == "production"][-1]
 open(f"{work}/bitbucket-release.sh", "w").write("set -e\n" + "\n".join(release["script"]) + "\n")
-cc = yaml.safe_load(open(".circleci/config.yml"))
+cc = yaml.safe_load(open(".circleci/test-deploy.yml"))
 runs = [s["run"] for s in cc["jobs"]["release"]["steps"] if isinstance(s, dict) and "run" in s]
 open(f"{work}/circleci-release.sh", "w").write("set -eo pipefail\n" + "\n".join(
     r if isinstance(r, str) else r["command"] for r in runs) + "\n")

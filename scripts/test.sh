@@ -49,6 +49,9 @@ scripts/test-pipe.sh
 step "the release as both tag pipelines run it, on a clean clone (scripts/test-release.sh)"
 scripts/test-release.sh
 
+step "the CircleCI test-deploy integration job, executed here (scripts/test-deploy-local.sh)"
+scripts/test-deploy-local.sh
+
 step "a short fuzzing pass over the committed corpus (scripts/fuzz-smoke.sh)"
 scripts/fuzz-smoke.sh
 
