@@ -22,7 +22,7 @@
 # Everything lands in $RELEASE_OUT: the assets, orb.yml, pipe-image.tar, pipe-repo/ and
 # release.env (VERSION, PIPE_VERSION, PIPE_IMAGE).
 #
-# Settings: RELEASE_VERSION (default Cargo.toml's; a CIRCLE_TAG or BITBUCKET_TAG must be
+# Settings: PYTHON (one with PyYAML; default python3, which gets it with pip), RELEASE_VERSION (default Cargo.toml's; a CIRCLE_TAG or BITBUCKET_TAG must be
 # v<version>), PIPE_IMAGE_REPO (default stepsecret/stepsecret-pipe), GITHUB_REPOSITORY
 # (stepsecret/stepsecret), GITHUB_API_URL, BITBUCKET_API_URL, BITBUCKET_REPO_FULL_NAME.
 set -euo pipefail
@@ -48,8 +48,9 @@ as_root=()
 command -v file >/dev/null 2>&1 || {
     "${as_root[@]}" apt-get update -qq && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq file >/dev/null
 }
-python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --user pyyaml 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages pyyaml
+py=${PYTHON:-python3}
+"$py" -c 'import yaml' 2>/dev/null || "$py" -m pip install --quiet --user pyyaml 2>/dev/null \
+    || "$py" -m pip install --quiet --user --break-system-packages pyyaml
 PATH=$HOME/.local/bin:$HOME/.cache/stepsecret/bin:$PATH
 command -v semversioner >/dev/null 2>&1 || python3 -m pip install --quiet --user semversioner 2>/dev/null \
     || python3 -m pip install --quiet --user --break-system-packages semversioner
@@ -117,9 +118,9 @@ pins=("$version")
 for arch in $targets; do
     pins+=("$arch=$(cut -d' ' -f1 "$out/stepsecret-$arch-unknown-linux-musl.sha256")")
 done
-python3 tests/orb/orbtool.py pack orb/src "$out/orb.yml" "${pins[@]}"
+"$py" tests/orb/orbtool.py pack orb/src "$out/orb.yml" "${pins[@]}"
 grep -q "pinned_version=\"$version\"" "$out/orb.yml" || fail "the packed orb carries no digests for $version"
-python3 - "$out/orb.yml" "$version" <<'PY' || fail "the orb's default version is not $2"
+"$py" - "$out/orb.yml" "$version" <<'PY' || fail "the orb's default version is not $2"
 import sys, yaml
 orb = yaml.safe_load(open(sys.argv[1]))
 assert orb["commands"]["install"]["parameters"]["version"]["default"] == sys.argv[2]

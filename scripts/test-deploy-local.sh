@@ -19,10 +19,16 @@ repo=$PWD
 . scripts/lib/openbao.sh
 PATH="$HOME/.cache/stepsecret/bin:$PATH"
 
-python3 -c 'import yaml, check_jsonschema' 2>/dev/null || bash scripts/deps/orb.sh
+# A Python with PyYAML and check-jsonschema (deps/orb.sh: the system's or its venv), busybox.
+py=python3
+if ! "$py" -c 'import yaml, check_jsonschema' 2>/dev/null; then
+    bash scripts/deps/orb.sh
+    "$py" -c 'import yaml, check_jsonschema' 2>/dev/null || py=$HOME/.cache/stepsecret/orb-venv/bin/python3
+fi
+command -v busybox >/dev/null || bash scripts/deps/pipe.sh
 for config in .circleci/config.yml .circleci/test-deploy.yml; do
     check "$config is valid (check-jsonschema vendor.circle-ci)" \
-        python3 -m check_jsonschema --builtin-schema vendor.circle-ci "$config"
+        "$py" -m check_jsonschema --builtin-schema vendor.circle-ci "$config"
 done
 check "shellcheck -s sh .circleci/scripts/openbao-ci.sh" shellcheck -s sh .circleci/scripts/openbao-ci.sh
 
@@ -38,7 +44,7 @@ mkdir -p "$work/workspace/dist" "$work/bao" "$work/busybox"
 cp "$bin" "$work/workspace/dist/stepsecret-x86_64-unknown-linux-musl"
 (cd "$work/workspace/dist" && sha256sum stepsecret-x86_64-unknown-linux-musl >stepsecret-x86_64-unknown-linux-musl.sha256)
 ln -s "$bao" "$work/bao/bao"
-python3 tests/orb/orbtool.py pack orb/src "$work/orb.yml"
+"$py" tests/orb/orbtool.py pack orb/src "$work/orb.yml"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/jwt-key.pem" 2>/dev/null
 openssl pkey -in "$work/jwt-key.pem" -pubout -out "$work/jwt-pub.pem"
 token=$(jwt_sign "$work" '{"iss":"https://oidc.circleci.com/org/org-local","aud":"org-local","sub":"org/org-local/project/proj-local/user/u-1","oidc.circleci.com/project-id":"proj-local"}')
@@ -60,7 +66,7 @@ for flavour in bash busybox; do
     env -i HOME="$home" PATH="$path" TMPDIR="${TMPDIR:-/tmp}" CIRCLECI=true \
         CIRCLE_OIDC_TOKEN_V2="$token" JWT_VALIDATION_PUBKEY_FILE="$work/jwt-pub.pem" \
         BAO_ADDR="http://127.0.0.1:$port" BAO_DIR="$work/bao" STATE="$state" \
-        python3 tests/orb/run_job.py .circleci/test-deploy.yml stepsecret "$work/orb.yml" integration "$repo" \
+        "$py" tests/orb/run_job.py .circleci/test-deploy.yml stepsecret "$work/orb.yml" integration "$repo" \
         --shell "$shell" --map "127.0.0.1:8200=127.0.0.1:$port" \
         --map "/tmp/workspace=$work/workspace" --map "/tmp/stepsecret-ci=$state" >"$work/$flavour.log" 2>&1
     code=$?

@@ -28,6 +28,9 @@ started=$(date +%s)
 
 bash scripts/deps/release.sh || { bad "scripts/deps/release.sh failed"; check_summary; exit 1; }
 PATH="$HOME/.cache/stepsecret/bin:$PATH"
+# A Python with PyYAML and check-jsonschema: the system's, else deps/orb.sh's venv.
+py=python3
+"$py" -c 'import yaml, check_jsonschema' 2>/dev/null || py=$HOME/.cache/stepsecret/orb-venv/bin/python3
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 targets=${RELEASE_TARGETS:-}
@@ -102,7 +105,9 @@ pids+=($!)
 http_port=$(free_port 1)
 mkdir -p "$work/www"
 cat >"$work/server.py" <<'PY'
-import cgi, http.server, json, os, sys
+import http.server, json, os, sys
+from email.parser import BytesParser
+from email.policy import default
 root, port = sys.argv[1], int(sys.argv[2])
 log = open(os.path.join(root, "requests.log"), "a", buffering=1)
 
@@ -145,16 +150,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.store("github", name, body)
             return self.reply(201, {"name": name})
         if path.startswith("/2.0/repositories/") and path.endswith("/downloads"):
-            form = cgi.FieldStorage(fp=__import__("io").BytesIO(body), headers=self.headers,
-                                    environ={"REQUEST_METHOD": "POST"})
-            for item in form.list or []:
-                self.store("downloads", item.filename, item.value)
+            head = b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n"
+            form = BytesParser(policy=default).parsebytes(head + body)
+            for part in form.iter_parts():
+                self.store("downloads", part.get_filename(), part.get_payload(decode=True))
             return self.reply(201, {})
         self.reply(404, {"message": "Not Found"})
 
 http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 PY
-python3 -W ignore "$work/server.py" "$work/www" "$http_port" >"$work/server.log" 2>&1 &
+python3 "$work/server.py" "$work/www" "$http_port" >"$work/server.log" 2>&1 &
 pids+=($!)
 mkdir -p "$work/www/files"
 
@@ -182,7 +187,7 @@ check "the loopback registry answers (docker-registry on 127.0.0.1:$reg_port)" c
 check "the loopback release server answers (127.0.0.1:$http_port)" curl -fsS -o /dev/null "http://127.0.0.1:$http_port/"
 
 # ---- the commands the two tag pipelines run
-python3 - "$work" <<'PY'
+"$py" - "$work" <<'PY'
 import fnmatch, sys, yaml
 work = sys.argv[1]
 bb = yaml.safe_load(open("bitbucket-pipelines.yml"))
@@ -200,7 +205,7 @@ check "bitbucket's v* pipeline and circleci's release job both run scripts/relea
     grep -q 'scripts/release.sh' "$work/bitbucket-release.sh" "$work/circleci-release.sh"
 
 image_repo=127.0.0.1:$reg_port/stepsecret/stepsecret-pipe
-common_env=(PATH="$work/shim:$PATH" SHIM_LOG="$SHIM_LOG" RELEASE_TARGETS="$targets"
+common_env=(PATH="$work/shim:$PATH" SHIM_LOG="$SHIM_LOG" RELEASE_TARGETS="$targets" PYTHON="$py"
     PIPE_IMAGE_REPO="$image_repo" HOME="$HOME" TMPDIR="${TMPDIR:-/tmp}")
 
 # Bitbucket: tag v<version>, the docker service, the deployment's variables.
@@ -233,7 +238,7 @@ check "the pipe repository is tagged $pipe_version (what 'pipe: stepsecret/steps
 check "the pipe repository holds pipe.yml, README.md, CHANGELOG.md, LICENSE and .semversioner/ at its root" \
     sh -c "cd '$work/pipe-checkout' && test -f pipe.yml -a -f README.md -a -f CHANGELOG.md -a -f LICENSE -a -d .semversioner"
 check "its pipe.yml names the pushed image; README and semversioner agree on $pipe_version" \
-    python3 -c '
+    "$py" -c '
 import re, subprocess, sys, yaml
 d, image, version = sys.argv[1:]
 meta = yaml.safe_load(open(d + "/pipe.yml"))
@@ -276,10 +281,10 @@ check "GitHub's SHA256SUMS is Bitbucket's (one release, two hosts)" \
 check "the orb was validated and published as stepsecret/stepsecret@$version" \
     sh -c "grep -q '^circleci orb validate' '$work/circleci.log' && grep -q \"^circleci orb publish .* stepsecret/stepsecret@$version \" '$work/circleci.log'"
 check "the published orb is valid (vendor.circle-ci)" \
-    python3 -m check_jsonschema --builtin-schema vendor.circle-ci "$work/published-orb.yml"
+    "$py" -m check_jsonschema --builtin-schema vendor.circle-ci "$work/published-orb.yml"
 
 # ---- a user installs from the release host with the published orb's install script
-python3 - "$work/published-orb.yml" "$work/install.sh" <<'PY'
+"$py" - "$work/published-orb.yml" "$work/install.sh" <<'PY'
 import sys, yaml
 orb = yaml.safe_load(open(sys.argv[1]))
 run = orb["commands"]["install"]["steps"][0]["run"]
@@ -316,7 +321,7 @@ cp -R "$work/clone" "$work/bump"
 (cd "$work/bump" && env -i "${common_env[@]}" CONTAINER_ENGINE=docker RELEASE_OUT="$work/bump-out" scripts/release.sh) >"$work/bump.log" 2>&1
 code=$?
 check "with a pending semversioner change, release.sh (no --publish) bumps the pipe version in pipe.yml, README, CHANGELOG; publishes nothing" \
-    python3 -c '
+    "$py" -c '
 import re, sys, yaml
 out, code = sys.argv[1], sys.argv[2]
 assert code == "0", open(sys.argv[3]).read()[-2000:]

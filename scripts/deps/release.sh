@@ -14,7 +14,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# semversioner and PyYAML, as scripts/deps/pipe.sh and orb.sh install them.
+# semversioner, PyYAML and check-jsonschema, as scripts/deps/pipe.sh and orb.sh install them
+# (into ~/.cache/stepsecret/orb-venv where the system's pip refuses).
 bash "$(dirname "$0")/pipe.sh"
-python3 -c 'import yaml' 2>/dev/null || bash "$(dirname "$0")/orb.sh"
+bash "$(dirname "$0")/orb.sh"
 log "ok"
