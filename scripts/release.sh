@@ -45,15 +45,22 @@ done
 # Bitbucket's docker-service steps): file, PyYAML for the orb packer, semversioner.
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-command -v file >/dev/null 2>&1 || {
-    "${as_root[@]}" apt-get update -qq && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq file >/dev/null
+apt_install() {
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 py=${PYTHON:-python3}
-"$py" -c 'import yaml' 2>/dev/null || "$py" -m pip install --quiet --user pyyaml 2>/dev/null \
-    || "$py" -m pip install --quiet --user --break-system-packages pyyaml
+command -v file >/dev/null 2>&1 || apt_install file
+if ! "$py" -c 'import yaml' 2>/dev/null; then
+    if ! "$py" -m pip --version >/dev/null 2>&1; then apt_install python3 python3-pip python3-yaml; fi
+    "$py" -c 'import yaml' 2>/dev/null || "$py" -m pip install --quiet --user pyyaml 2>/dev/null \
+        || "$py" -m pip install --quiet --user --break-system-packages pyyaml
+fi
 PATH=$HOME/.local/bin:$HOME/.cache/stepsecret/bin:$PATH
-command -v semversioner >/dev/null 2>&1 || python3 -m pip install --quiet --user semversioner 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages semversioner
+if ! command -v semversioner >/dev/null 2>&1; then
+    "$py" -m pip install --quiet --user semversioner 2>/dev/null \
+        || "$py" -m pip install --quiet --user --break-system-packages semversioner
+fi
 
 cargo_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 version=${RELEASE_VERSION:-$cargo_version}
