@@ -66,7 +66,10 @@ lower=$(printf '%s' "$target" | tr '-' '_')
 ar="ar"
 [ "$arch" = aarch64 ] && ar=aarch64-linux-gnu-ar
 export "CC_${lower}=$cc" "AR_${lower}=$ar"
-export "CARGO_TARGET_${upper}_RUSTFLAGS=-C linker=$cc -C link-self-contained=no -C target-feature=+crt-static -C relocation-model=static -L $shim -C link-arg=$shim/fortify.o"
+# Reproducible: no path of this checkout or of the cargo home ends up in the binary, so the same
+# commit built anywhere gives the same bytes (scripts/check-reproducible.sh).
+remap="--remap-path-prefix=$PWD=/build/stepsecret --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+export "CARGO_TARGET_${upper}_RUSTFLAGS=-C linker=$cc -C link-self-contained=no -C target-feature=+crt-static -C relocation-model=static -L $shim -C link-arg=$shim/fortify.o $remap"
 cargo build --release --locked -Z build-std=std,panic_abort --target "$target" --target-dir target/static
 
 mkdir -p dist

@@ -2,7 +2,7 @@
 # Tests the CircleCI orb (orb/src) and the project's CI configurations, without the circleci
 # CLI or the network:
 #   1. packs the orb (tests/orb/orbtool.py, following `circleci orb pack`);
-#   2. validates the packed orb, every example's usage, .circleci/config.yml and
+#   2. validates the packed orb, every example's usage, .circleci/config.yml, test-deploy.yml and
 #      bitbucket-pipelines.yml with check-jsonschema's bundled SchemaStore schemas;
 #   3. checks parameters, includes, enums and the orb-tools review rules (see orbtool.py),
 #      and that each of those checks fails on a copy of the orb broken the way it is about;
@@ -84,10 +84,31 @@ o = yaml.safe_load(open(sys.argv[1]))
 assert set(o["commands"]) == {"install", "run"}, o["commands"].keys()
 assert set(o["jobs"]) == {"run"} and set(o["executors"]) == {"default"}
 assert len(o["examples"]) == 3
+def runs(steps):
+    for step in steps:
+        if "run" in step:
+            yield step["run"]
+        elif "when" in step:
+            yield from runs(step["when"]["steps"])
 for c in ("install", "run"):
-    cmd = o["commands"][c]["steps"][0]["run"]["command"]
-    assert cmd.startswith("#!/bin/sh"), c + ": the include was not inlined"
+    for run in runs(o["commands"][c]["steps"]):
+        assert run["command"].startswith("#!/bin/sh"), c + ": the include was not inlined"
 ' "$packed"
+# circleci orb pack's rules on a small orb: an include inside a longer value is replaced in
+# place; `<<` in an included file is escaped as \<<; two includes in one value are refused.
+mini=$tmp/mini-orb
+mkdir -p "$mini/commands" "$mini/scripts"
+printf 'version: 2.1\ndescription: A small orb to test the packer.\n' >"$mini/@orb.yml"
+printf 'cat <<EOF\nhello << parameters.who >>\nEOF\n' >"$mini/scripts/hello.sh"
+printf 'description: Says hello.\nsteps:\n  - run:\n      name: hello\n      command: |\n        set -e\n        <<include(scripts/hello.sh)>>\n' >"$mini/commands/hello.yml"
+check "packer: an include inside a longer value is inlined there, with << escaped as \\<<" \
+    "$py" -c 'import subprocess, sys, yaml
+subprocess.run([sys.executable, "tests/orb/orbtool.py", "pack", sys.argv[1], sys.argv[2]], check=True)
+cmd = yaml.safe_load(open(sys.argv[2]))["commands"]["hello"]["steps"][0]["run"]["command"]
+assert cmd == "set -e\ncat \\<<EOF\nhello \\<< parameters.who >>\nEOF\n\n", repr(cmd)' "$mini" "$tmp/mini.yml"
+printf 'description: Says hello twice.\nsteps:\n  - run:\n      name: twice\n      command: "<<include(scripts/hello.sh)>> <<include(scripts/hello.sh)>>"\n' >"$mini/commands/twice.yml"
+check "packer: two includes in one value are refused" \
+    bash -c '! "$1" tests/orb/orbtool.py pack "$2" "$3" 2>/dev/null' _ "$py" "$mini" "$tmp/mini2.yml"
 
 # ---------------------------------------------------------------- 2. schemas
 section "schemas (check-jsonschema, SchemaStore's circle-ci and bitbucket-pipelines)"
@@ -104,8 +125,9 @@ o["commands"]["run"]["steps"] = {"run": "not a list"}
 yaml.safe_dump(o, open(sys.argv[2], "w"))' "$packed" "$tmp/broken-orb.yml"
 check "a packed orb whose steps are not a list is rejected (the schema is applied)" \
     bash -c '! "$@"' _ "$py" -m check_jsonschema --builtin-schema vendor.circle-ci "$tmp/broken-orb.yml"
-check ".circleci/config.yml is valid (vendor.circle-ci)" \
-    jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
+for config in .circleci/config.yml .circleci/test-deploy.yml; do
+    check "$config is valid (vendor.circle-ci)" jsonschema --builtin-schema vendor.circle-ci "$config"
+done
 check "bitbucket-pipelines.yml is valid (vendor.bitbucket-pipelines)" \
     jsonschema --builtin-schema vendor.bitbucket-pipelines bitbucket-pipelines.yml
 
@@ -119,7 +141,7 @@ tally < <("$py" tests/orb/orbtool.py review orb/src Cargo.toml 2>&1)
 section "the review checks can fail: each broken copy of orb/src is caught"
 tally < <("$py" tests/orb/orbtool.py selftest orb/src Cargo.toml 2>&1)
 section "the CI configurations' jobs, filters and gates"
-tally < <("$py" tests/orb/ci_configs.py .circleci/config.yml bitbucket-pipelines.yml 2>&1)
+tally < <("$py" tests/orb/ci_configs.py .circleci/config.yml .circleci/test-deploy.yml bitbucket-pipelines.yml 2>&1)
 
 # ---------------------------------------------------------------- 4. shellcheck
 section "shellcheck"
@@ -127,7 +149,10 @@ for script in orb/src/scripts/*.sh; do
     check "shellcheck -s sh $script (POSIX)" shellcheck -s sh "$script"
     check "dash -n $script" dash -n "$script"
 done
-for script in scripts/test-orb.sh scripts/deps/orb.sh .circleci/*.sh; do
+for script in .circleci/scripts/*.sh; do
+    check "shellcheck -s sh $script (POSIX: it runs on Alpine too)" shellcheck -s sh "$script"
+done
+for script in scripts/test-orb.sh scripts/deps/orb.sh; do
     [ -f "$script" ] || continue
     check "shellcheck $script" shellcheck -x "$script"
 done
@@ -145,6 +170,15 @@ cp "$bin" "$www/good/$arm_asset"
 (cd "$www/good" && sha256sum "$asset" >"$asset.sha256" && sha256sum "$arm_asset" >"$arm_asset.sha256")
 printf '%s  %s\n' "$(printf 'not the binary' | sha256sum | cut -d' ' -f1)" "$asset" >"$www/bad/$asset.sha256"
 printf '%s  %s\n' "$(cut -d' ' -f1 "$www/good/$asset.sha256")" "$arm_asset" >"$www/othername/$asset.sha256"
+# A compromised release host: another binary, and a .sha256 that matches it.
+mkdir -p "$www/tampered"
+cp "$bin" "$www/tampered/$asset"
+printf 'tampered' >>"$www/tampered/$asset"
+(cd "$www/tampered" && sha256sum "$asset" >"$asset.sha256")
+# install.sh as the release packs it: this version's digests written in.
+pinned_install=$tmp/pinned-install.sh
+"$py" tests/orb/orbtool.py pin orb/src/scripts/install.sh "$pinned_install" "$version" \
+    "x86_64=$(cut -d' ' -f1 "$www/good/$asset.sha256")" "aarch64=$(cut -d' ' -f1 "$www/good/$arm_asset.sha256")"
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$www" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 port=""
@@ -172,16 +206,45 @@ check "fixture: keygen gave a recipient and seal wrote secrets.env.age" \
 # Fake tools: uname reporting another machine, circleci minting a token, curl/wget that
 # only log their URL.
 fakes=$tmp/fakes
-mkdir -p "$fakes/arm" "$fakes/riscv" "$fakes/circleci" "$fakes/nonet"
+mkdir -p "$fakes/arm" "$fakes/riscv" "$fakes/darwin" "$fakes/windows" "$fakes/circleci" "$fakes/nonet"
+printf '#!/bin/sh\ncase "$1" in -m) echo arm64 ;; *) echo Darwin ;; esac\n' >"$fakes/darwin/uname"
+printf '#!/bin/sh\ncase "$1" in -m) echo x86_64 ;; *) echo MINGW64_NT-10.0-20348 ;; esac\n' >"$fakes/windows/uname"
 for m in arm:aarch64 riscv:riscv64; do
     printf '#!/bin/sh\ncase "$1" in -m) echo %s ;; -s) echo Linux ;; *) echo Linux ;; esac\n' "${m#*:}" \
         >"$fakes/${m%%:*}/uname"
 done
-cat >"$fakes/circleci/circleci" <<'SH'
-#!/bin/sh
-printf '%s\n' "$@" >"$FAKE_CIRCLECI_LOG"
-echo fake.oidc.token-for-the-test
-SH
+# A stand-in for the circleci CLI of a job: `env subst` expands $VAR and ${VAR} from its
+# environment as the real one does (unset: empty); `run oidc get` prints $FAKE_OIDC_TOKEN (else a
+# fixed one), failing the first $FAKE_OIDC_FAILS times. Each call is logged as a JSON list.
+{
+    # The interpreter itself, not a shim: busybox's PATH has no python3.
+    printf '#!%s\n' "$(python3 -c 'import sys; print(sys.executable)')"
+    cat <<'PY'
+import json, os, re, sys
+args = sys.argv[1:]
+log = os.environ.get("FAKE_CIRCLECI_LOG")
+if log:
+    with open(log, "a") as f:
+        f.write(json.dumps(args) + "\n")
+if args[:2] == ["env", "subst"]:
+    text = args[2] if len(args) > 2 else sys.stdin.read()
+    name = r"[A-Za-z_][A-Za-z0-9_]*"
+    sys.stdout.write(re.sub(r"\$\{(%s)\}|\$(%s)" % (name, name),
+                            lambda m: os.environ.get(m.group(1) or m.group(2), ""), text))
+    sys.exit(0)
+if args[:3] == ["run", "oidc", "get"]:
+    counter = os.environ.get("FAKE_OIDC_COUNTER")
+    fails = int(os.environ.get("FAKE_OIDC_FAILS", "0"))
+    if counter:
+        n = int(open(counter).read() or 0) if os.path.exists(counter) else 0
+        open(counter, "w").write(str(n + 1))
+        if n < fails:
+            sys.exit("Error: could not get an OIDC token")
+    print(os.environ.get("FAKE_OIDC_TOKEN", "fake.oidc.token-for-the-test"))
+    sys.exit(0)
+sys.exit("fake circleci: unknown command " + " ".join(args))
+PY
+} >"$fakes/circleci/circleci"
 for tool in curl wget; do
     printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"$FAKE_NET_LOG"\nexit 22\n' >"$fakes/nonet/$tool"
 done
@@ -204,7 +267,7 @@ orb_sh() {
     local script=$1
     shift
     (cd "$cwd" && env -i HOME="$home" PATH="$cur_path" TMPDIR="$tmpdir" BASH_ENV="$bash_env" \
-        "$@" "${cur_shell[@]}" "$repo/orb/src/scripts/$script")
+        "$@" "${cur_shell[@]}" "$(case $script in /*) echo "$script" ;; *) echo "$repo/orb/src/scripts/$script" ;; esac)")
 }
 # expect_out RC PATTERN... / with "!PATTERN" for absence: checks $out and $rc of the last run.
 run_orb() {
@@ -292,7 +355,7 @@ for sh_name in "${shells[@]}"; do
     : >"$d/net.log"
     run_orb install.sh PARAM_VERSION="v0.2.0" PARAM_INSTALL_DIR="$d/gh-bin" FAKE_NET_LOG="$d/net.log"
     check "[$sh_name] the default download URL is the GitHub release of the pinned version" \
-        grep -qF "https://github.com/stepsecret/stepsecret/releases/download/v0.2.0/$asset.sha256" "$d/net.log"
+        grep -qF "https://github.com/stepsecret/stepsecret/releases/download/v0.2.0/$asset" "$d/net.log"
     cur_path=$std_path
     run_orb install.sh PARAM_VERSION="$version" PARAM_INSTALL_DIR="~/tools" PARAM_DOWNLOAD_BASE_URL="$base/good"
     check "[$sh_name] install_dir ~/tools means \$HOME/tools" test "$rc" -eq 0 -a -x "$home/tools/stepsecret"
@@ -338,12 +401,13 @@ API_TOKEN=age://ci/secrets.env.age#API_TOKEN" STEPSECRET_AGE_IDENTITY_FILE="$tmp
     cur_path=$fakes/circleci:$inst:$std_path
     run_orb run.sh PARAM_COMMAND='echo "ran token=${STEPSECRET_OIDC_TOKEN-unset}"' PARAM_OIDC_AUDIENCE='vault.example.com "x"' \
         PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt" \
-        FAKE_CIRCLECI_LOG="$d/circleci.log"
+        FAKE_CIRCLECI_LOG="$d/circleci.log" CIRCLE_OIDC_TOKEN_V2=job.token
     check "[$sh_name] oidc_audience mints a token: circleci run oidc get --claims with that aud (JSON)" \
         "$py" -c 'import json, sys
-args = open(sys.argv[1]).read().splitlines()
-assert args[:4] == ["run", "oidc", "get", "--claims"], args
-assert json.loads(args[4]) == {"aud": "vault.example.com \"x\""}, args[4]' "$d/circleci.log"
+calls = [json.loads(l) for l in open(sys.argv[1])]
+args = [c for c in calls if c[:3] == ["run", "oidc", "get"]]
+assert len(args) == 1 and args[0][:4] == ["run", "oidc", "get", "--claims"], calls
+assert json.loads(args[0][4]) == {"aud": "vault.example.com \"x\""}, args[0][4]' "$d/circleci.log"
     check "[$sh_name] ... the command ran, and the minted token never reached it" \
         test "$rc" -eq 0 -a "$(grep -c '^ran token=unset$' <<<"$out")" -eq 1 -a "$(grep -c fake.oidc <<<"$out")" -eq 0
     cur_path=$inst:$std_path
@@ -362,6 +426,114 @@ assert json.loads(args[4]) == {"aud": "vault.example.com \"x\""}, args[4]' "$d/c
     run_orb run.sh PARAM_COMMAND='echo ran'
     check "[$sh_name] stepsecret not installed: 127 and a hint to add stepsecret/install" \
         test "$rc" -eq 127 -a "$(grep -c 'stepsecret/install' <<<"$out")" -eq 1
+
+    # --- circleci env subst on every parameter but command (a stand-in circleci CLI)
+    cur_path=$fakes/circleci:$inst:$std_path
+    : >"$d/subst.log"
+    show_vars='echo "role=${STEPSECRET_VAULT_ROLE-unset} addr=${VAULT_ADDR-unset} ns=${VAULT_NAMESPACE-unset} region=${AWS_REGION-unset} public=${STEPSECRET_PUBLIC-unset} maxage=${STEPSECRET_MAX_AGE-unset}"; echo '"'"'literal=${CTX_ROLE}'"'"
+    run_orb run.sh PARAM_COMMAND="$show_vars" PARAM_SECRETS='API_TOKEN=age://${SECRETS_DIR}/secrets.env.age#API_TOKEN' \
+        PARAM_VAULT_ROLE='${CTX_ROLE}' PARAM_VAULT_ADDR='https://$VAULT_HOST:8200' PARAM_VAULT_NAMESPACE='team-$TEAM' \
+        PARAM_AWS_REGION='${REGION}' PARAM_PUBLIC='API_USER' PARAM_MAX_AGE='90d' \
+        CTX_ROLE=ci-deploy VAULT_HOST=vault.example.com TEAM=a REGION=eu-west-1 SECRETS_DIR=ci \
+        CIRCLE_OIDC_TOKEN_V2=job.token FAKE_CIRCLECI_LOG="$d/subst.log" STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+    check "[$sh_name] env subst: \$VAR and \${VAR} in parameters are expanded before stepsecret reads them" \
+        has "role=ci-deploy addr=https://vault.example.com:8200 ns=team-a region=eu-west-1 public=API_USER maxage=90d"
+    check "[$sh_name] env subst: secrets expanded too (the age file was found), exit 0" test "$rc" -eq 0
+    check "[$sh_name] env subst: command is not expanded by the orb (the shell's single quotes hold)" has 'literal=${CTX_ROLE}'
+    check "[$sh_name] env subst: the stand-in circleci was asked, never for command" \
+        "$py" -c 'import json, sys
+calls = [json.loads(l) for l in open(sys.argv[1])]
+substs = [c[2] for c in calls if c[:2] == ["env", "subst"] and len(c) > 2]
+assert "${CTX_ROLE}" in substs, substs
+assert not any("literal=" in s for s in substs), substs' "$d/subst.log"
+    cur_path=$std_path
+    run_orb install.sh PARAM_VERSION='$WANTED' PARAM_INSTALL_DIR='${HOME}/subst-bin' PARAM_DOWNLOAD_BASE_URL="$base/good" WANTED="$version"
+    check "[$sh_name] env subst without a circleci CLI: install uses the values as written and says so" \
+        test "$rc" -ne 0 -a "$(grep -c 'no circleci CLI here' <<<"$out")" -eq 1
+    cur_path=$fakes/circleci:$std_path
+    run_orb install.sh PARAM_VERSION='$WANTED' PARAM_INSTALL_DIR='${HOME}/subst-bin' PARAM_DOWNLOAD_BASE_URL="$base/good" WANTED="$version"
+    check "[$sh_name] env subst: install expands version and install_dir" \
+        test "$rc" -eq 0 -a -x "$home/subst-bin/stepsecret"
+
+    # --- the command's shell
+    cur_path=$inst:$std_path
+    if [ "$sh_name" = busybox ]; then
+        run_orb run.sh PARAM_COMMAND='echo "shell=$0"; false; echo not-reached' PARAM_SPEC=ci/stepsecret.toml \
+            STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+        check "[$sh_name] shell default without bash: /bin/sh -e (stops at the first failure)" \
+            test "$rc" -eq 1 -a "$(grep -c '^shell=/bin/sh$' <<<"$out")" -eq 1 -a "$(grep -c not-reached <<<"$out")" -eq 0
+    else
+        run_orb run.sh PARAM_COMMAND='[[ -n "$BASH_VERSION" ]] && echo "bash=yes"; false | true; echo not-reached' \
+            PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+        check "[$sh_name] shell default where bash exists: bash -eo pipefail ([[ ]] works, a failing pipe stops it)" \
+            test "$rc" -eq 1 -a "$(grep -c '^bash=yes$' <<<"$out")" -eq 1 -a "$(grep -c not-reached <<<"$out")" -eq 0
+    fi
+    run_orb run.sh PARAM_COMMAND='false | true; echo "piped-on shell=$0"' PARAM_SHELL='/bin/sh -e' \
+        PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+    check "[$sh_name] shell parameter: /bin/sh -e as given" \
+        test "$rc" -eq 0 -a "$(grep -c '^piped-on shell=/bin/sh$' <<<"$out")" -eq 1
+
+    # --- files, audit_log
+    run_orb run.sh PARAM_COMMAND='test -f "$API_FILE" && cat "$API_FILE"; echo; echo "path=$API_FILE"' \
+        PARAM_FILES='# a comment
+API_FILE=age://ci/secrets.env.age#API_TOKEN' PARAM_AUDIT_LOG="$d/audit.jsonl" \
+        STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+    check "[$sh_name] files: NAME=REF lines become 0600 files, their content masked" \
+        test "$rc" -eq 0 -a "$(grep -c '^\[masked:API_FILE\]$' <<<"$out")" -eq 1
+    api_file=$(sed -n 's/^path=//p' <<<"$out")
+    check "[$sh_name] files: ... removed when the command exits" test -n "$api_file" -a ! -e "$api_file"
+    check "[$sh_name] audit_log: the run appended its record there" grep -q '"API_FILE"' "$d/audit.jsonl"
+
+    # --- OIDC: no CIRCLE_OIDC_TOKEN_V2 but circleci run oidc get works: minted, 3 tries
+    cur_path=$fakes/circleci:$inst:$std_path
+    : >"$d/mint.log"
+    rm -f "$d/mint.count"
+    run_orb run.sh PARAM_COMMAND='echo "token=${STEPSECRET_OIDC_TOKEN-unset} v2=${CIRCLE_OIDC_TOKEN_V2-unset}"' \
+        PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt" \
+        FAKE_CIRCLECI_LOG="$d/mint.log" FAKE_OIDC_COUNTER="$d/mint.count" FAKE_OIDC_FAILS=2
+    check "[$sh_name] OIDC: without CIRCLE_OIDC_TOKEN_V2, a default-audience token is minted (third try)" \
+        test "$rc" -eq 0 -a "$(cat "$d/mint.count")" -eq 3 -a "$(grep -c '"run", "oidc", "get"\]$' "$d/mint.log")" -eq 3
+    check "[$sh_name] OIDC: the minted token never reaches the command" \
+        test "$(grep -c '^token=unset v2=unset$' <<<"$out")" -eq 1 -a "$(grep -c fake.oidc <<<"$out")" -eq 0
+    rm -f "$d/mint.count"
+    run_orb run.sh PARAM_COMMAND='echo ran' PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt" \
+        FAKE_OIDC_COUNTER="$d/mint.count" FAKE_OIDC_FAILS=5
+    check "[$sh_name] OIDC: gives up after 3 tries, and runs without a token" \
+        test "$rc" -eq 0 -a "$(cat "$d/mint.count")" -eq 3 -a "$(grep -c '^ran$' <<<"$out")" -eq 1
+    rm -f "$d/mint.count"
+    run_orb run.sh PARAM_COMMAND='echo ran' PARAM_SPEC=ci/stepsecret.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt" \
+        FAKE_OIDC_COUNTER="$d/mint.count" CIRCLE_OIDC_TOKEN_V2=job.token
+    check "[$sh_name] OIDC: with CIRCLE_OIDC_TOKEN_V2 nothing is minted" test "$rc" -eq 0 -a ! -e "$d/mint.count"
+
+    # --- pinned digests: the orb's own version refuses a tampered binary whose served .sha256 agrees
+    cur_path=$std_path
+    run_orb "$pinned_install" PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/tampered-bin" PARAM_DOWNLOAD_BASE_URL="$base/tampered"
+    check "[$sh_name] pinned: a tampered binary with a matching served .sha256 is refused" \
+        test "$rc" -ne 0 -a "$(grep -c 'checksum mismatch' <<<"$out")" -eq 1 -a ! -e "$d/tampered-bin/stepsecret"
+    check "[$sh_name] pinned: ... nothing left in TMPDIR" test -z "$(ls -A "$tmpdir")"
+    run_orb "$pinned_install" PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/pinned-bin" PARAM_DOWNLOAD_BASE_URL="$base/nosum"
+    check "[$sh_name] pinned: the genuine binary installs without asking for a .sha256, no warning" \
+        test "$rc" -eq 0 -a -x "$d/pinned-bin/stepsecret" -a "$(grep -c warning <<<"$out")" -eq 0
+    run_orb install.sh PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/sha-bin" PARAM_DOWNLOAD_BASE_URL="$base/tampered" \
+        PARAM_SHA256="$(cut -d' ' -f1 "$www/good/$asset.sha256")"
+    check "[$sh_name] sha256 parameter: a download that does not match it is refused" \
+        test "$rc" -ne 0 -a ! -e "$d/sha-bin/stepsecret"
+    run_orb install.sh PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/sha-bin" PARAM_DOWNLOAD_BASE_URL="$base/nosum" \
+        PARAM_SHA256="$(cut -d' ' -f1 "$www/good/$asset.sha256" | tr a-f A-F)"
+    check "[$sh_name] sha256 parameter: a matching download installs (no .sha256 needed)" \
+        test "$rc" -eq 0 -a -x "$d/sha-bin/stepsecret"
+    run_orb install.sh PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/warn-bin" PARAM_DOWNLOAD_BASE_URL="$base/good"
+    check "[$sh_name] no pin for the version and no sha256: the served checksum, with a warning" \
+        test "$rc" -eq 0 -a "$(grep -c 'warning: no pinned digest' <<<"$out")" -eq 1
+    if [ "$sh_name" != busybox ]; then
+        for os in darwin:macOS windows:Windows; do
+            cur_path=$fakes/${os%%:*}:$std_path
+            run_orb install.sh PARAM_VERSION="$version" PARAM_INSTALL_DIR="$d/os-bin" PARAM_DOWNLOAD_BASE_URL="$base/good"
+            check "[$sh_name] a ${os#*:} executor gets a clear error" \
+                test "$rc" -ne 0 -a "$(grep -c "${os#*:} executors are not supported" <<<"$out")" -eq 1
+        done
+        cur_path=$std_path
+    fi
 
     check "[$sh_name] BASH_ENV is byte-identical after every install and run" cmp "$d/bash_env.before" "$bash_env"
     check "[$sh_name] the value is in no file the steps left (home, tmp, BASH_ENV, project)" \
@@ -411,6 +583,18 @@ vault_oidc_e2e() {
     check "vault OIDC e2e: no value or token in the output" \
         bash -c '! grep -qF -e "$1" -e "$2" <<<"$3"' _ "$vault_pw" "$oidc" "$out"
     check "vault OIDC e2e: BASH_ENV unchanged" cmp "$vd/bash_env.before" "$bash_env"
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/        | /'
+    # No CIRCLE_OIDC_TOKEN_V2 in the job: run.sh mints one with (a stand-in) circleci run oidc get.
+    cur_path=$fakes/circleci:$tmp/dash/bin:$PATH
+    run_orb run.sh PARAM_COMMAND='echo "pw=$DB_PASSWORD"; env | grep -c -e "^STEPSECRET_OIDC_TOKEN=" -e "^CIRCLE_OIDC_TOKEN" || true' \
+        PARAM_SECRETS="DB_PASSWORD=vault://secret/deploy#password" \
+        PARAM_VAULT_ROLE=ci-deploy PARAM_VAULT_AUTH_PATH=circleci PARAM_VAULT_ADDR='$BAO_ADDR' \
+        BAO_ADDR="$VAULT_ADDR" CIRCLECI=true FAKE_OIDC_TOKEN="$oidc"
+    check "vault OIDC e2e: without CIRCLE_OIDC_TOKEN_V2, the minted token logs in (vault_addr expanded by env subst)" \
+        test "$rc" -eq 0 -a "$(grep -c '^pw=\[masked:DB_PASSWORD\]$' <<<"$out")" -eq 1
+    check "vault OIDC e2e: ... and no OIDC token variable reached the command" test "$(grep -c '^0$' <<<"$out")" -eq 1
+    check "vault OIDC e2e: ... nor the output or BASH_ENV" \
+        bash -c '! grep -qF -e "$1" -e "$2" <<<"$3" && ! grep -qF "$2" "$4"' _ "$vault_pw" "$oidc" "$out" "$bash_env"
     [ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/        | /'
     kill "$BAO_PID" 2>/dev/null
 }

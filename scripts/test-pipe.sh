@@ -61,10 +61,24 @@ changes_version=$(cd pipe && semversioner current-version)
 check "versions agree: pipe.yml $yml_version, README $readme_versions, semversioner $changes_version" \
     test "$yml_version" = "$readme_versions" -a "$yml_version" = "$changes_version"
 check "CHANGELOG.md is semversioner's" sh -c "cd pipe && semversioner changelog | diff - CHANGELOG.md"
-check "the README documents every variable stepsecret pipe reads" sh -c '
-    for v in COMMAND SPEC SECRETS VAULT_ADDR VAULT_ROLE VAULT_AUTH_PATH AWS_ROLE_ARN AWS_REGION EXPORT_RECIPIENT TIMEOUT BUNDLE_TTL AUDIT_LOG DEBUG; do
-        grep -q "^| $v" pipe/README.md || { echo "missing $v"; exit 1; }
-    done'
+# Every variable the pipe reads: its own, and those of the sources that a pipe user sets.
+pipe_vars="COMMAND SPEC SECRETS VAULT_ADDR VAULT_ROLE VAULT_AUTH_PATH VAULT_NAMESPACE VAULT_CACERT AWS_ROLE_ARN AWS_REGION STEPSECRET_AGE_IDENTITY EXPORT_RECIPIENT BUNDLE_TTL INSTALL INSTALL_DIR TIMEOUT AUDIT_LOG DEBUG"
+check "README Variables, YAML Definition and pipe.yml variables: each lists every variable the pipe reads; Atlassian's sections" \
+    python3 -c '
+import re, sys, yaml
+want = sys.argv[1].split()
+text = open("pipe/README.md").read()
+section = lambda name: text.split("## " + name, 1)[1].split("\n## ", 1)[0]
+documented = re.findall(r"^\| ([A-Z_]{2,})[ |]", section("Variables"), re.M)
+definition = re.findall(r"^ +(?:# )?([A-Z_]+):", section("YAML Definition"), re.M)
+declared = [v["name"] for v in yaml.safe_load(open("pipe/pipe.yml"))["variables"]]
+for where, names in (("README Variables", documented), ("YAML Definition", definition), ("pipe.yml", declared)):
+    if sorted(names) != sorted(want):
+        sys.exit(f"{where}: missing {sorted(set(want) - set(names))}, extra {sorted(set(names) - set(want))}")
+for name in ("YAML Definition", "Variables", "Details", "Prerequisites", "Examples", "Support"):
+    if f"\n## {name}\n" not in text:
+        sys.exit(f"README has no ## {name}")
+' "$pipe_vars"
 
 # --- the image ---------------------------------------------------------------------------------
 binary=dist/stepsecret-x86_64-unknown-linux-musl
@@ -78,15 +92,17 @@ if ! tag=$(pipe/build-image.sh stepsecret/stepsecret-pipe:test 2>"$work/build.lo
     finish
 fi
 ok "image built: $tag ($(podman image inspect --format '{{.Size}}' "$tag") bytes)"
-if ! podman_run --entrypoint /usr/local/bin/stepsecret "$tag" --version >"$work/version" 2>&1; then
+# What the tag pipeline's smoke test runs: docker run IMAGE --version.
+if ! podman_run "$tag" --version >"$work/version" 2>&1; then
     skip "image tests: podman cannot run containers here: $(tail -2 "$work/version" | tr '\n' ' ')"
     finish
 fi
-check "the image runs stepsecret $(cat "$work/version")" grep -q "^stepsecret " "$work/version"
+check "IMAGE --version prints the version and exits 0: $(cat "$work/version")" \
+    test "$(cat "$work/version")" = "stepsecret $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 
 # A build folder as Bitbucket lays it out: the repository, and the pipes' shared storage.
 build="$work/build"
-storage="$build/.bitbucket/pipelines/generated/pipeline/pipes/stepsecret"
+storage="$build/.bitbucket/pipelines/generated/pipeline/pipes"
 mkdir -p "$build/ci" "$storage"
 "$root/$binary" keygen -o "$work/repo-key.txt" >"$work/repo-recipient" 2>/dev/null
 token="pipe-api-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -96,13 +112,14 @@ printf 'API_TOKEN=%s\nDB_PASSWORD=%s\n' "$token" "$db" >"$work/plain.env"
 rm "$work/plain.env"
 printf '[env]\nAPI_TOKEN = "age://secrets.env.age#API_TOKEN"\n\n[files]\nDB_FILE = "age://secrets.env.age#DB_PASSWORD"\n' >"$build/ci/stepsecret.toml"
 step="{$(cat /proc/sys/kernel/random/uuid)}"
-pipe() { # extra podman arguments..., then the image's run
+pipe_bare() { # extra podman arguments..., then the image's run, as Bitbucket starts a pipe
     podman_run --network host -v "$build:$build" -w "$build" \
         -e BITBUCKET_BUILD_NUMBER=42 -e BITBUCKET_STEP_UUID="$step" \
         -e BITBUCKET_REPO_SLUG=app -e BITBUCKET_WORKSPACE=acme \
-        -e BITBUCKET_PIPE_SHARED_STORAGE_DIR="$storage" \
-        -e STEPSECRET_AGE_IDENTITY="$(cat "$work/repo-key.txt")" "$@" "$tag"
+        -e BITBUCKET_CLONE_DIR="$build" \
+        -e BITBUCKET_PIPE_SHARED_STORAGE_DIR="$storage" "$@" "$tag"
 }
+pipe() { pipe_bare -e STEPSECRET_AGE_IDENTITY="$(cat "$work/repo-key.txt")" "$@"; }
 no_plain_secret_in_build() {
     ! grep -rqF -e "$token" -e "$db" "$build"
 }
@@ -162,6 +179,60 @@ code=$?
 check "the same step's stepsecret run --bundle gets the secrets, masked" \
     sh -c "test $code = 0 && printf 'token=[masked:API_TOKEN]\nfile-ok\n' | diff - '$work/out'"
 check "the bundle is deleted after use" test ! -e "$storage/stepsecret-bundle.age"
+
+# INSTALL, then the EXPORT_RECIPIENT flow exactly as the README's example runs it: the step's
+# script (here: the host, without BITBUCKET_PIPE_SHARED_STORAGE_DIR) uses the installed binary
+# for a key pair made in the step and for run --bundle.
+rm -rf "$build/.stepsecret"
+pipe_bare -e INSTALL=true >"$work/out" 2>"$work/err"
+code=$?
+installed="$build/.stepsecret/bin/stepsecret"
+check "INSTALL: \"true\" copies the pipe's binary to \$BITBUCKET_CLONE_DIR/.stepsecret/bin, mode 0755" \
+    sh -c "test $code = 0 && test \"\$(stat -c %a '$installed')\" = 755 && cmp -s '$installed' '$root/$binary'"
+check "the installed binary runs in the step: $("$installed" --version 2>&1)" "$installed" --version
+pipe_bare -e INSTALL=true -e INSTALL_DIR="$build/tools" -e COMMAND='test -x tools/stepsecret && echo installed-first' \
+    -e STEPSECRET_AGE_IDENTITY="$(cat "$work/repo-key.txt")" -e SPEC=ci/stepsecret.toml >"$work/out" 2>"$work/err"
+check "INSTALL_DIR with COMMAND: installed first, then the command runs" grep -qx installed-first "$work/out"
+rm -rf "$build/tools"
+
+step_key=$(mktemp -d)/stepsecret-step-key.txt
+step_recipient=$(cd "$build" && ./.stepsecret/bin/stepsecret keygen -o "$step_key" 2>/dev/null)
+pipe -e SPEC=ci/stepsecret.toml -e EXPORT_RECIPIENT="$step_recipient" >"$work/out" 2>"$work/err"
+code=$?
+check "EXPORT_RECIPIENT to a key pair made in the step: a bundle in the shared storage" \
+    sh -c "test $code = 0 && test -s '$storage/stepsecret-bundle.age'"
+check "no plain secret under the build folder" no_plain_secret_in_build
+(cd "$build" && env -u BITBUCKET_PIPE_SHARED_STORAGE_DIR STEPSECRET_AGE_IDENTITY_FILE="$step_key" \
+    BITBUCKET_STEP_UUID="$step" BITBUCKET_CLONE_DIR="$build" \
+    ./.stepsecret/bin/stepsecret run --bundle stepsecret-bundle.age -- \
+    sh -c 'echo "token=$API_TOKEN"; test "$(cat "$DB_FILE")" = "'"$db"'" && echo file-ok') >"$work/out" 2>"$work/err"
+code=$?
+check "the step's run --bundle stepsecret-bundle.age finds it in the default shared storage and opens it, masked" \
+    sh -c "test $code = 0 && printf 'token=[masked:API_TOKEN]\nfile-ok\n' | diff - '$work/out'"
+check "and deletes it" test ! -e "$storage/stepsecret-bundle.age"
+rm -rf "$(dirname "$step_key")"
+
+# Every COMMAND in the README's examples runs in the image: user scripts as POSIX sh stand-ins,
+# everything else must be a command the image has.
+python3 -c '
+import re, sys, yaml
+text = open("pipe/README.md").read().split("## Examples", 1)[1].split("\n## ", 1)[0]
+for snippet in re.findall(r"```yaml\n(.*?)```", text, re.S):
+    for item in yaml.safe_load(snippet)[0]["step"]["script"]:
+        if isinstance(item, dict) and "COMMAND" in item.get("variables", {}):
+            print(item["variables"]["COMMAND"])
+' >"$work/commands"
+mkdir -p "$build/build"
+for script in deploy.sh ci/deploy.sh ci/write-config.sh; do
+    printf '#!/bin/sh\nset -eu\necho "%s ran"\n' "$script" >"$build/$script"
+    chmod +x "$build/$script"
+done
+while IFS= read -r command; do
+    podman_run -v "$build:$build" -w "$build" --entrypoint /bin/sh "$tag" -c "$command" >"$work/out" 2>&1
+    code=$?
+    check "README example COMMAND runs in the image: $command" sh -c "test $code = 0 || { cat '$work/out'; exit 1; }"
+done <"$work/commands"
+check "the README has example COMMANDs" test -s "$work/commands"
 
 podman rmi -f "$tag" >/dev/null 2>&1
 finish

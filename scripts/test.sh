@@ -46,6 +46,12 @@ scripts/test-aarch64.sh
 step "the Bitbucket pipe: files, and the image under podman (scripts/test-pipe.sh)"
 scripts/test-pipe.sh
 
+step "the release as both tag pipelines run it, on a clean clone (scripts/test-release.sh)"
+scripts/test-release.sh
+
+step "the CircleCI test-deploy integration job, executed here (scripts/test-deploy-local.sh)"
+scripts/test-deploy-local.sh
+
 step "a short fuzzing pass over the committed corpus (scripts/fuzz-smoke.sh)"
 scripts/fuzz-smoke.sh
 

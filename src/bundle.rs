@@ -30,6 +30,37 @@ use crate::secret::{SecretJson, SecretValue, secret_value};
 pub(crate) const STEP_ENV: &str = "BITBUCKET_STEP_UUID";
 /// The file name a pipe writes.
 pub(crate) const FILE_NAME: &str = "stepsecret-bundle.age";
+/// Where Bitbucket puts the pipes' shared storage, under the build folder: the step's own
+/// script does not get BITBUCKET_PIPE_SHARED_STORAGE_DIR, only the pipes do.
+const SHARED_STORAGE: &str = ".bitbucket/pipelines/generated/pipeline/pipes";
+
+/// The pipes' shared storage folder: BITBUCKET_PIPE_SHARED_STORAGE_DIR when set (inside a
+/// pipe), else its default place under BITBUCKET_CLONE_DIR (in the step's script), else under
+/// the working directory.
+pub(crate) fn shared_storage(env: &Env) -> PathBuf {
+    if let Some(dir) = env.non_empty("BITBUCKET_PIPE_SHARED_STORAGE_DIR") {
+        return PathBuf::from(dir);
+    }
+    env.path("BITBUCKET_CLONE_DIR")
+        .unwrap_or_default()
+        .join(SHARED_STORAGE)
+}
+
+/// The bundle file `given` names: a folder means the bundle in it; a path that does not exist
+/// but ends in the bundle's file name (e.g. `"$BITBUCKET_PIPE_SHARED_STORAGE_DIR/stepsecret-bundle.age"`
+/// typed in the step's script, where that variable is unset) is looked for in the shared storage.
+fn locate(given: &Path, env: &Env) -> PathBuf {
+    if given.is_dir() {
+        return given.join(FILE_NAME);
+    }
+    if !given.exists() && given.file_name() == Some(std::ffi::OsStr::new(FILE_NAME)) {
+        let fallback = shared_storage(env).join(FILE_NAME);
+        if fallback.is_file() {
+            return fallback;
+        }
+    }
+    given.to_path_buf()
+}
 const FORMAT: &str = "stepsecret-bundle/1";
 
 /// A variable read from a bundle.
@@ -102,13 +133,16 @@ fn refused(path: &Path, error: SourceError) -> Error {
 
 /// Opens a bundle for this step with the identities from the environment, and deletes it.
 pub(crate) fn open(path: &Path, env: &Env) -> Result<Vec<BundledVar>, Error> {
+    let located = locate(path, env);
+    let path = located.as_path();
     let identities = crate::identity::from_env(env).map_err(|e| refused(path, e))?;
     let file = std::fs::File::open(path).map_err(|e| {
         refused(
             path,
             SourceError::not_found(format!(
-                "cannot open the bundle: {} (the pipe writes it with EXPORT_RECIPIENT set, into BITBUCKET_PIPE_SHARED_STORAGE_DIR)",
-                crate::spec::plain_io_error(&e)
+                "cannot open the bundle: {} (the pipe writes it with EXPORT_RECIPIENT set, into the pipes' shared storage, {})",
+                crate::spec::plain_io_error(&e),
+                shared_storage(env).display()
             )),
         )
     })?;

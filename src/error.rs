@@ -300,13 +300,13 @@ pub enum UsageError {
     )]
     CommandAndExport,
     /// The pipe given neither COMMAND nor EXPORT_RECIPIENT.
-    #[error("the pipe needs COMMAND (the command to run with the secrets) or EXPORT_RECIPIENT")]
-    NoCommandOrExport,
-    /// EXPORT_RECIPIENT outside a Bitbucket pipe (no shared storage).
     #[error(
-        "EXPORT_RECIPIENT needs BITBUCKET_PIPE_SHARED_STORAGE_DIR (set by Bitbucket for pipes)"
+        "the pipe needs COMMAND (the command to run with the secrets), EXPORT_RECIPIENT or INSTALL"
     )]
-    ExportNeedsSharedStorage,
+    NoCommandOrExport,
+    /// A boolean pipe variable (INSTALL) that is neither true nor false.
+    #[error("{name} must be true or false, not `{}`", .value.escape_debug())]
+    NotABoolean { name: String, value: String },
     /// EXPORT_RECIPIENT without the step's UUID.
     #[error("EXPORT_RECIPIENT needs {STEP_ENV} (set by Bitbucket)")]
     ExportNeedsStep,

@@ -14,12 +14,19 @@
 //! | AUDIT_LOG | `--audit-log` |
 //! | DEBUG | prints the plan (names and references, never values) |
 //! | EXPORT_RECIPIENT | instead of running a command, writes an encrypted bundle (see [`crate::bundle`]) |
+//! | INSTALL, INSTALL_DIR | copies this binary to INSTALL_DIR (default `$BITBUCKET_CLONE_DIR/.stepsecret/bin`) |
+//!
+//! With INSTALL alone, nothing is fetched: the step's own image then runs the installed
+//! `stepsecret run` with its own tools. INSTALL may be combined with COMMAND or
+//! EXPORT_RECIPIENT; the copy is made first. `--version` is the image's: its entry point is
+//! `stepsecret` with `pipe` as the default argument.
 //!
 //! BITBUCKET_STEP_OIDC_TOKEN reaches the pipe when the step has `oidc: true`; the sources find
 //! it as they do in any Bitbucket step.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::warn;
@@ -125,6 +132,23 @@ pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
             );
         }
     }
+    let install = flag(env, "INSTALL")?;
+    if install {
+        let dir = match var("INSTALL_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => env
+                .path("BITBUCKET_CLONE_DIR")
+                .unwrap_or_default()
+                .join(".stepsecret/bin"),
+        };
+        let installed = install_self(&dir)?;
+        println!(
+            "stepsecret: installed {} ({}); in this step run: {} run -- COMMAND",
+            installed.display(),
+            env!("CARGO_PKG_VERSION"),
+            installed.display()
+        );
+    }
     match (var("EXPORT_RECIPIENT"), var("COMMAND")) {
         (Some(_), Some(_)) => Err(UsageError::CommandAndExport.into()),
         (Some(recipient), None) => export(&spec, &recipient, env),
@@ -144,14 +168,46 @@ pub(super) fn pipe(env: &Env) -> Result<u8, Error> {
             },
             env,
         ),
+        (None, None) if install => Ok(0),
         (None, None) => Err(UsageError::NoCommandOrExport.into()),
     }
 }
 
+/// A boolean pipe variable: `true`/`1` or `false`/`0`/unset.
+fn flag(env: &Env, name: &str) -> Result<bool, Error> {
+    match var(env, name) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") || v.trim() == "1" => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v.trim() == "0" => Ok(false),
+        Some(value) => Err(UsageError::NotABoolean {
+            name: name.to_string(),
+            value,
+        }
+        .into()),
+    }
+}
+
+/// Copies the running binary to `dir`/stepsecret, mode 0755, replacing what was there.
+fn install_self(dir: &Path) -> Result<PathBuf, Error> {
+    let me = Env::current_exe().map_err(|e| Error::io("INSTALL: cannot find this binary", e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("INSTALL: cannot create {}", dir.display()), e))?;
+    let target = dir.join("stepsecret");
+    // Through a temporary name, so a binary that is running from `target` is not overwritten.
+    let partial = dir.join(".stepsecret.partial");
+    std::fs::copy(&me, &partial)
+        .and_then(|_| std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| std::fs::rename(&partial, &target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            Error::io(format!("INSTALL: cannot write {}", target.display()), e)
+        })?;
+    Ok(target)
+}
+
 fn export(spec: &SpecArgs, recipient: &str, env: &Env) -> Result<u8, Error> {
     let var = |name: &str| var(env, name);
-    let dir =
-        var("BITBUCKET_PIPE_SHARED_STORAGE_DIR").ok_or(UsageError::ExportNeedsSharedStorage)?;
+    let dir = bundle::shared_storage(env);
     let step = var(bundle::STEP_ENV).ok_or(UsageError::ExportNeedsStep)?;
     let ttl = match var("BUNDLE_TTL") {
         Some(t) => parse_duration(&t).map_err(|reason| UsageError::BadDuration {
@@ -165,7 +221,13 @@ fn export(spec: &SpecArgs, recipient: &str, env: &Env) -> Result<u8, Error> {
         return Err(UsageError::NothingToExport.into());
     }
     let (vars, mut sources) = resolve(&plan, &|| None)?.into_vars(&plan)?;
-    let path = bundle::write(PathBuf::from(&dir).as_path(), recipient, &step, ttl, &vars)?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Error::io(
+            format!("cannot create the pipes' shared storage {}", dir.display()),
+            e,
+        )
+    })?;
+    let path = bundle::write(&dir, recipient, &step, ttl, &vars)?;
     if vars.iter().any(|v| v.meta.lease_id.is_some()) {
         warn(
             "the bundle holds dynamic secrets: their leases are not revoked by the pipe and last until their TTL",

@@ -222,3 +222,105 @@ fn an_expired_bundle_is_refused_and_deleted() {
     out.code(77).stderr_contains("the bundle expired");
     assert!(!bundle.exists());
 }
+
+#[test]
+fn install_copies_the_binary_into_the_build_folder_and_fetches_nothing() {
+    // No identity and no spec: INSTALL alone needs neither.
+    let test = Test::new()
+        .env("BITBUCKET_STEP_UUID", "{step-aaaa}")
+        .env("INSTALL", "true");
+    let clone = test.path().to_path_buf();
+    let test = test
+        .env("BITBUCKET_CLONE_DIR", clone.display().to_string())
+        .args(["pipe"]);
+    let out = test.run();
+    out.code(0)
+        .stdout_contains_all(&[".stepsecret/bin/stepsecret"]);
+    let installed = clone.join(".stepsecret/bin/stepsecret");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&installed).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o755, "installed with mode 0755");
+    let version = std::process::Command::new(&installed)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("stepsecret "));
+
+    // INSTALL_DIR elsewhere, beside COMMAND: installed first, then the command runs.
+    let key = AgeKey::generate();
+    let test = build_dir(&key).env("SPEC", "ci/stepsecret.toml");
+    let dir = test.path().join("tools");
+    let test = test
+        .env("INSTALL", "true")
+        .env("INSTALL_DIR", dir.display().to_string())
+        .env("COMMAND", "test -x tools/stepsecret && echo \"$API_TOKEN\"")
+        .args(["pipe"]);
+    let out = test.run();
+    out.code(0)
+        .stdout_contains_all(&["[masked:API_TOKEN]"])
+        .leaks_none(&[TOKEN, DB]);
+
+    let bad = Test::new()
+        .env("INSTALL", "yes please")
+        .args(["pipe"])
+        .run();
+    bad.code(64)
+        .stderr_contains("INSTALL must be true or false");
+}
+
+#[test]
+fn a_bundle_is_found_in_the_default_shared_storage_when_the_variable_is_unset() {
+    // The pipe gets BITBUCKET_PIPE_SHARED_STORAGE_DIR; the step's own script does not, so
+    // `--bundle "$BITBUCKET_PIPE_SHARED_STORAGE_DIR/stepsecret-bundle.age"` there reads
+    // `/stepsecret-bundle.age`, and a folder or nothing but the file name must work too.
+    let key = AgeKey::generate();
+    let step_key = AgeKey::generate();
+    let test = build_dir(&key)
+        .env("SPEC", "ci/stepsecret.toml")
+        .env("EXPORT_RECIPIENT", step_key.recipient());
+    let clone = test.path().to_path_buf();
+    let storage = clone.join(".bitbucket/pipelines/generated/pipeline/pipes");
+    // Inside the pipe both variables are set; the pipe creates the folder.
+    let pipe = test
+        .env("BITBUCKET_CLONE_DIR", clone.display().to_string())
+        .env(
+            "BITBUCKET_PIPE_SHARED_STORAGE_DIR",
+            storage.display().to_string(),
+        )
+        .args(["pipe"]);
+    let export = || {
+        pipe.run().code(0).leaks_none(&[TOKEN, DB]);
+    };
+    export();
+    let step = |bundle: &str| {
+        Test::new()
+            .env("STEPSECRET_AGE_IDENTITY", step_key.secret())
+            .env("BITBUCKET_STEP_UUID", "{step-aaaa}")
+            .env("BITBUCKET_CLONE_DIR", clone.display().to_string())
+            .args([
+                "run",
+                "--bundle",
+                bundle,
+                "--",
+                "sh",
+                "-c",
+                "echo \"t=$API_TOKEN\"",
+            ])
+            .run()
+    };
+    step("/stepsecret-bundle.age")
+        .code(0)
+        .stdout_is("t=[masked:API_TOKEN]\n")
+        .leaks_none(&[TOKEN, DB]);
+    assert!(!storage.join("stepsecret-bundle.age").exists());
+
+    export();
+    step(&storage.display().to_string()).code(0);
+
+    let missing = step("/stepsecret-bundle.age");
+    missing
+        .code(69)
+        .stderr_contains(".bitbucket/pipelines/generated/pipeline/pipes");
+}

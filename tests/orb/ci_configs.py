@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks on the project's own CI configurations beyond their JSON schemas.
 
-    ci_configs.py .circleci/config.yml bitbucket-pipelines.yml
+    ci_configs.py .circleci/config.yml .circleci/test-deploy.yml bitbucket-pipelines.yml
 
 Prints one "PASS ..." / "FAIL ...: why" line per check (scripts/test-orb.sh counts them).
 """
@@ -56,16 +56,59 @@ def run_commands(job):
     return out
 
 
-def circleci(path):
+def workflow_entries(cfg):
+    """{job name as the workflow names it: its arguments}, matrix jobs expanded."""
+    entries = {}
+    for wf in (cfg.get("workflows") or {}).values():
+        if not isinstance(wf, dict):
+            continue
+        for entry in wf.get("jobs") or []:
+            name, args = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            args = args or {}
+            matrix = (args.get("matrix") or {}).get("parameters") or {}
+            if len(matrix) == 1:
+                (param, values), = matrix.items()
+                for v in values:
+                    entries[str(args.get("name", name)).replace(f"<< matrix.{param} >>", str(v))] = dict(args, _base=name, _value=v)
+            else:
+                entries[args.get("name", name)] = dict(args, _base=name)
+    return entries
+
+
+def circleci(setup_path, deploy_path):
     ok = True
-    cfg = yaml.safe_load(open(path, encoding="utf-8"))
+    setup = yaml.safe_load(open(setup_path, encoding="utf-8"))
+    entries = workflow_entries(setup)
+    problems = []
+    if str(setup.get("version")) != "2.1" or setup.get("setup") is not True:
+        problems.append("not a version 2.1 setup configuration (setup: true)")
+    for job in ("orb-tools/lint", "orb-tools/pack", "orb-tools/review", "shellcheck/check", "orb-tools/continue"):
+        if job not in entries:
+            problems.append(f"no {job}")
+    review = entries.get("orb-tools/review") or {}
+    if review.get("exclude") not in ("", None):
+        problems.append(f"the review excludes {review.get('exclude')!r}: RC001 to RC012 must all run")
+    cont = entries.get("orb-tools/continue") or {}
+    for job in ("orb-tools/lint", "orb-tools/pack", "orb-tools/review", "shellcheck/check"):
+        if job not in (cont.get("requires") or []):
+            problems.append(f"continue does not wait for {job}")
+    if cont.get("config_path", ".circleci/test-deploy.yml") != deploy_path:
+        problems.append(f"continue goes on with {cont.get('config_path')}, not {deploy_path}")
+    for job in ("orb-tools/lint", "orb-tools/pack", "orb-tools/review"):
+        if (entries.get(job) or {}).get("source_dir") != "orb/src":
+            problems.append(f"{job} does not read orb/src")
+    ok &= check("circleci: config.yml is orb-tools v12's setup workflow (lint, pack, review with every RC, shellcheck, continue)",
+                problems)
+
+    cfg = yaml.safe_load(open(deploy_path, encoding="utf-8"))
     jobs = cfg.get("jobs") or {}
-    ok &= check("circleci: version 2.1 with the jobs test, build_static, orb and release",
-                [] if str(cfg.get("version")) == "2.1" and {"test", "build_static", "orb", "release"} <= set(jobs)
-                else [f"version {cfg.get('version')}, jobs {sorted(jobs)}"])
-    wants = {"test": "scripts/test.sh", "build_static": "scripts/build-static.sh", "orb": "scripts/test-orb.sh",
-             "release": ".circleci/release.sh"}
-    ok &= check("circleci: each job runs its script (test.sh, build-static.sh, test-orb.sh, release.sh)",
+    ok &= check("circleci: test-deploy.yml has the jobs test, build_static, integration and release, the orb injected",
+                [] if {"test", "build_static", "integration", "release"} <= set(jobs)
+                and (cfg.get("orbs") or {}).get("stepsecret") == {}
+                else [f"jobs {sorted(jobs)}, orbs {cfg.get('orbs')}"])
+    wants = {"test": "scripts/test.sh", "build_static": "scripts/build-static.sh",
+             "integration": ".circleci/scripts/openbao-ci.sh", "release": "scripts/release.sh"}
+    ok &= check("circleci: each job runs its script (test.sh, build-static.sh, openbao-ci.sh, release.sh)",
                 [f"{j} does not run {s}" for j, s in wants.items()
                  if not any(s in c for c in run_commands(jobs.get(j)))])
     problems = []
@@ -89,13 +132,36 @@ def circleci(path):
                 and any("persist_to_workspace" in s for s in steps_of("build_static"))
                 else ["no store_artifacts/persist_to_workspace of dist"])
 
-    entries = {}
-    for wf_name, wf in (cfg.get("workflows") or {}).items():
-        if not isinstance(wf, dict):
-            continue
-        for entry in wf.get("jobs") or []:
-            name, args = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-            entries[(args or {}).get("name", name)] = args or {}
+    entries = workflow_entries(cfg)
+    executors = cfg.get("executors") or {}
+    integration = [n for n, e in entries.items() if e.get("_base") == "integration"]
+    problems = []
+    kinds = {}
+    for n in integration:
+        ex = executors.get(str(entries[n].get("_value"))) or {}
+        image = ((ex.get("docker") or [{}])[0] or {}).get("image", "")
+        kinds[n] = ("machine-arm" if ex.get("resource_class") == "arm.medium" and "machine" in ex
+                    else "machine" if "machine" in ex else image.split(":")[0])
+        if not entries[n].get("context"):
+            problems.append(f"{n} has no context, so no CIRCLE_OIDC_TOKEN_V2")
+        if "build_static" not in (entries[n].get("requires") or []):
+            problems.append(f"{n} does not wait for build_static")
+    for want in ("cimg/base", "alpine", "machine", "machine-arm"):
+        if want not in kinds.values():
+            problems.append(f"no integration job on {want}")
+    ok &= check("circleci: integration runs on cimg/base, alpine, machine and arm.medium, with the job's OIDC token", problems)
+
+    problems = []
+    dev = entries.get("orb-tools/publish") or {}
+    if dev.get("pub_type") != "dev" or "dev:alpha" not in str(dev.get("dev_tags", "")):
+        problems.append("no orb-tools/publish of dev:alpha")
+    if runs_on(dev, tag="v1.2.3") or not runs_on(dev, branch="feature/x"):
+        problems.append("the dev publish does not run on branches only")
+    for j in ["test"] + integration:
+        if j not in (dev.get("requires") or []):
+            problems.append(f"the dev publish does not wait for {j}")
+    ok &= check("circleci: dev:alpha is published on branches, after every test", problems)
+
     rel = entries.get("release")
     problems = []
     if rel is None:
@@ -114,13 +180,12 @@ def circleci(path):
         ctx = rel.get("context")
         if not ctx or (isinstance(ctx, list) and "release" not in ctx) or (isinstance(ctx, str) and ctx != "release"):
             problems.append(f"release's context is {ctx!r}, not release")
-        required = rel.get("requires") or []
-        for j in ("test", "build_static", "orb"):
-            if j not in required:
+        for j in ["test", "build_static"] + integration:
+            if j not in (rel.get("requires") or []):
                 problems.append(f"release does not require {j}")
             elif not runs_on(entries.get(j), tag="v1.2.3"):
                 problems.append(f"{j} does not run on v tags, so release would never start")
-    ok &= check("circleci: release is gated on the release context and needs test, build_static and orb", problems)
+    ok &= check("circleci: the semver release is gated on the release context and needs every test", problems)
     return ok
 
 
@@ -159,7 +224,7 @@ def bitbucket(path):
     static = [s for s in release if "scripts/build-static.sh" in scripts(s)]
     if not static or not any(str(a).startswith("dist") for a in (static[0].get("artifacts") or [])):
         problems.append("no static build keeping dist/ as artifacts")
-    if not any("docker build" in scripts(s) and "docker" in (s.get("services") or []) for s in release):
+    if not any(("docker build" in scripts(s) or "build-image.sh" in scripts(s) or "release.sh" in scripts(s)) and "docker" in (s.get("services") or []) for s in release):
         problems.append("no step building the pipe image with the docker service")
     prod = [i for i, s in enumerate(release) if s.get("deployment") == "production"]
     if not prod:
@@ -167,15 +232,25 @@ def bitbucket(path):
     elif prod[0] != len(release) - 1:
         problems.append("the production deployment is not the last step")
     ok &= check("bitbucket: v* tags build static, build the pipe image, then deploy to production", problems)
+    # One release script: the production step runs it, and repeats none of its steps.
+    problems = []
+    last = release[-1] if release else {}
+    if "scripts/release.sh" not in scripts(last):
+        problems.append("the production step does not run scripts/release.sh")
+    for s in release:
+        for word in ("docker build", "docker push", "sha256sum", "orb publish", "/downloads"):
+            if word in scripts(s):
+                problems.append(f"a step repeats the release's own work: {word}")
+    ok &= check("bitbucket: the release is scripts/release.sh, its steps not repeated", problems)
     return ok
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) != 4:
         print(__doc__, file=sys.stderr)
         return 64
-    ok = circleci(argv[1])
-    ok &= bitbucket(argv[2])
+    ok = circleci(argv[1], argv[2])
+    ok &= bitbucket(argv[3])
     return 0 if ok else 1
 
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """The orb's packer and its review checks, for scripts/test-orb.sh (no circleci CLI here).
 
-    orbtool.py pack SRC OUT          pack SRC (orb-tools layout) into one orb file
+    orbtool.py pack SRC OUT [VERSION ARCH=SHA256...]
+                                     pack SRC (orb-tools layout) into one orb file; with a
+                                     release's version and digests written into install.sh
+    orbtool.py pin SCRIPT OUT VERSION ARCH=SHA256...
+                                     a copy of install.sh with those digests written in
     orbtool.py usages SRC OUTDIR     write each example's `usage` to OUTDIR/<example>.yml
     orbtool.py review SRC CARGO_TOML print one "PASS ..." / "FAIL ...: why" line per check
     orbtool.py selftest SRC CARGO_TOML  breaks copies of SRC one way at a time; each must be
@@ -9,9 +13,9 @@
 
 Packing follows `circleci orb pack`: the YAML files at the top of SRC (@orb.yml) merge at the
 top level; each folder holding .yml files becomes a key (commands, jobs, executors, examples)
-whose entries are the files' names without .yml; a string whose whole value is
-`<<include(PATH)>>` becomes the content of SRC/PATH. An include inside a longer string, or of a
-file outside SRC, is an error (circleci rejects both).
+whose entries are the files' names without .yml; `<<include(PATH)>>`, the whole value or inside a
+longer string, is replaced by the content of SRC/PATH with each `<<` escaped as `\\<<`. Two
+includes in one value, or a file outside SRC, are errors (circleci rejects both).
 
 Review rules: orb-tools' `review` job (its review.bats) names these; CircleCI's numbering is used
 where the rule is theirs. RC006/RC007 (source_url/home_url answer 200) need the network, which
@@ -61,15 +65,21 @@ def load(path):
         return yaml.safe_load(f)
 
 
-def resolve_includes(node, src, where):
+def resolve_includes(node, src, where, pins=None):
+    """`circleci orb pack`'s rules: one <<include(PATH)>> per string, alone or inside a longer
+    value (it is replaced in place); PATH inside SRC; every `<<` of the included file is
+    escaped as `\\<<`, so that CircleCI does not read a script's `<<` as a parameter."""
     if isinstance(node, dict):
-        return {k: resolve_includes(v, src, f"{where}.{k}") for k, v in node.items()}
+        return {k: resolve_includes(v, src, f"{where}.{k}", pins) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve_includes(v, src, f"{where}[{i}]") for i, v in enumerate(node)]
+        return [resolve_includes(v, src, f"{where}[{i}]", pins) for i, v in enumerate(node)]
     if isinstance(node, str) and "<<" in node and "include(" in node:
-        m = INCLUDE.fullmatch(node.strip())
-        if not m:
-            raise PackError(f"{where}: an include must be the whole value of a string")
+        matches = list(INCLUDE.finditer(node))
+        if len(matches) > 1:
+            raise PackError(f"{where}: more than one include in one value")
+        if not matches:
+            raise PackError(f"{where}: a malformed include")
+        m = matches[0]
         rel = m.group(1).strip()
         path = os.path.normpath(os.path.join(src, rel))
         if os.path.commonpath([path, os.path.abspath(src)]) != os.path.abspath(src):
@@ -77,11 +87,39 @@ def resolve_includes(node, src, where):
         if not os.path.isfile(path):
             raise PackError(f"{where}: included file not found: {rel}")
         with open(path, encoding="utf-8") as f:
-            return f.read()
+            text = f.read()
+        if pins:
+            text = pin(text, pins)
+        text = text.replace("<<", "\\<<")
+        return node[: m.start()] + text + node[m.end():]
     return node
 
 
-def pack(src):
+PIN_LINE = re.compile(r'^(pinned_(?:version|sha256_[a-z0-9_]+))=""$', re.M)
+
+
+def pin(text, pins):
+    """Writes a release's version and digests into install.sh's pinned_* lines."""
+    def repl(m):
+        key = m.group(1)
+        return f'{key}="{pins[key]}"' if key in pins else m.group(0)
+    return PIN_LINE.sub(repl, text)
+
+
+def parse_pins(args):
+    """VERSION ARCH=SHA256...  ->  {"pinned_version": ..., "pinned_sha256_ARCH": ...}"""
+    if not args:
+        return None
+    pins = {"pinned_version": args[0]}
+    for a in args[1:]:
+        arch, _, digest = a.partition("=")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise PackError(f"not a sha256 digest for {arch}: {digest!r}")
+        pins[f"pinned_sha256_{arch}"] = digest
+    return pins
+
+
+def pack(src, pins=None):
     src = os.path.abspath(src)
     orb = {}
     for name in sorted(os.listdir(src)):
@@ -90,7 +128,7 @@ def pack(src):
             data = load(path) or {}
             if not isinstance(data, dict):
                 raise PackError(f"{name}: not a YAML map")
-            orb.update(resolve_includes(data, src, name))
+            orb.update(resolve_includes(data, src, name, pins))
     for name in sorted(os.listdir(src)):
         path = os.path.join(src, name)
         if not os.path.isdir(path):
@@ -104,7 +142,7 @@ def pack(src):
         for f in files:
             key = os.path.splitext(f)[0]
             data = load(os.path.join(path, f))
-            section[key] = resolve_includes(data, src, f"{name}/{f}")
+            section[key] = resolve_includes(data, src, f"{name}/{f}", pins)
         orb[name] = section
     return orb
 
@@ -309,7 +347,7 @@ def review(src, cargo_toml):
             continue
         for run in run_steps(data):
             command = run.get("command", "") if isinstance(run, dict) else run
-            if len(command) > MAX_INLINE and not INCLUDE.fullmatch(command.strip()):
+            if len(command) > MAX_INLINE and not INCLUDE.search(command):
                 problems.append(f"{path}: a {len(command)}-character run command is inline")
     r.check(f"RC009 run commands over {MAX_INLINE} characters come from <<include()>>", problems)
 
@@ -412,7 +450,7 @@ def review(src, cargo_toml):
         for run in run_steps(data):
             if not isinstance(run, dict):
                 continue
-            m = INCLUDE.fullmatch(str(run.get("command", "")).strip())
+            m = INCLUDE.search(str(run.get("command", "")))
             if not m:
                 continue
             script_path = os.path.join(src, m.group(1).strip())
@@ -525,9 +563,22 @@ def selftest(src, cargo_toml):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[1] == "pack":
+    if len(argv) >= 4 and argv[1] == "pin":
+        # pin SCRIPT OUT VERSION ARCH=SHA256...: a copy of install.sh with a release's digests
+        with open(argv[2], encoding="utf-8") as f:
+            text = f.read()
         try:
-            dump(pack(argv[2]), argv[3])
+            pins = parse_pins(argv[4:])
+        except PackError as e:
+            print(f"pin: {e}", file=sys.stderr)
+            return 1
+        with open(argv[3], "w", encoding="utf-8") as f:
+            f.write(pin(text, pins))
+        os.chmod(argv[3], 0o755)
+        return 0
+    if len(argv) >= 4 and argv[1] == "pack":
+        try:
+            dump(pack(argv[2], parse_pins(argv[4:])), argv[3])
         except PackError as e:
             print(f"pack: {e}", file=sys.stderr)
             return 1
