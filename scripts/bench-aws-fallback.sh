@@ -23,7 +23,8 @@ bin=${BIN:-$PWD/target/release/stepsecret}
 
 work=$(mktemp -d)
 proxy_pid=""
-trap '[ -z "$proxy_pid" ] || kill "$proxy_pid" 2>/dev/null; moto_stop; rm -rf "$work"' EXIT
+# shellcheck disable=SC2086 # two pids
+trap '[ -z "$proxy_pid" ] || kill $proxy_pid 2>/dev/null; moto_stop; rm -rf "$work"' EXIT
 moto_start "$moto" "$work" || exit 1
 
 auth="AWS4-HMAC-SHA256 Credential=AKIDBENCH/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
@@ -38,18 +39,17 @@ done
     for i in $(seq -w 0 $((N - 1))); do echo "P$i = \"aws-sm://bench/s$i\""; done
 } >"$work/spec.toml"
 
-# The fake: denies BatchGetSecretValue, forwards everything else to moto.
-port=$(free_port 1)
-python3 - "$port" "$MOTO_URL" >"$work/proxy.log" 2>&1 <<'PY' &
+# The fake: forwards to moto, and with `deny` answers BatchGetSecretValue itself.
+cat >"$work/proxy.py" <<'PY'
 import http.server, socketserver, sys, urllib.request, urllib.error
-port, upstream = int(sys.argv[1]), sys.argv[2]
+port, upstream, deny = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "deny"
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *args):
         pass
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.headers.get("X-Amz-Target", "").endswith(".BatchGetSecretValue"):
+        if deny and self.headers.get("X-Amz-Target", "").endswith(".BatchGetSecretValue"):
             out = b'{"__type":"AccessDeniedException","message":"denied by the benchmark proxy"}'
             self.send_response(400)
             self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -70,13 +70,20 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 Server(("127.0.0.1", port), Handler).serve_forever()
 PY
+ports=$(free_port 2)
+allow_port=$ports deny_port=$((ports + 1))
+python3 "$work/proxy.py" "$allow_port" "$MOTO_URL" forward >"$work/allow.log" 2>&1 &
 proxy_pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -X POST && break; sleep 0.05; done
+python3 "$work/proxy.py" "$deny_port" "$MOTO_URL" deny >"$work/deny.log" 2>&1 &
+proxy_pid="$proxy_pid $!"
+for port in "$allow_port" "$deny_port"; do
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -X POST && break; sleep 0.05; done
+done
 
 common=(env AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
     AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent)
-straight="${common[*]} AWS_ENDPOINT_URL=$MOTO_URL $bin run --spec $work/spec.toml -- true"
-denied="${common[*]} AWS_ENDPOINT_URL=http://127.0.0.1:$port $bin run --spec $work/spec.toml -- true"
+straight="${common[*]} AWS_ENDPOINT_URL=http://127.0.0.1:$allow_port $bin run --spec $work/spec.toml -- true"
+denied="${common[*]} AWS_ENDPOINT_URL=http://127.0.0.1:$deny_port $bin run --spec $work/spec.toml -- true"
 # Sanity: both runs set every variable, and the denied one warns once.
 for cmd in "$straight" "$denied"; do
     count=$(eval "${cmd% -- true} -- sh -c 'env | grep -c ^P[0-9]*=pw-'" 2>"$work/err")
