@@ -75,6 +75,8 @@ pub struct Redactor {
     /// Trie states and distinct bytes over all patterns, to choose the automaton.
     states: usize,
     distinct_bytes: usize,
+    /// The DFA size bound ([`DFA_MAX_BYTES`] unless a test changes it).
+    dfa_max: usize,
 }
 
 impl Redactor {
@@ -119,8 +121,16 @@ impl Redactor {
             max_len,
             states,
             distinct_bytes,
+            dfa_max: DFA_MAX_BYTES,
         };
         (redactor, too_short)
+    }
+
+    /// Sets the DFA size bound (0: always the NFA), for tests of both automata.
+    #[doc(hidden)]
+    pub fn with_dfa_limit(mut self, bytes: usize) -> Self {
+        self.dfa_max = bytes;
+        self
     }
 
     /// Compiles the automaton now (idempotent; concurrent callers wait for one build).
@@ -139,7 +149,7 @@ impl Redactor {
                 let patterns = patterns.iter().map(|p| p.as_slice());
                 // Byte classes: at most one per distinct byte, plus one for all the others.
                 let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
-                Some(if dfa_bytes <= DFA_MAX_BYTES {
+                Some(if dfa_bytes <= self.dfa_max {
                     Engine::Dfa(
                         DFA::builder()
                             .match_kind(MatchKind::Standard)

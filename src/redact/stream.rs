@@ -928,4 +928,80 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_coloured_value_is_one_marker_and_the_colour_is_reset() {
+        let r = redactor(&[("TOKEN", b"s3cr3t-token")]);
+        // grep --color=always around part of the value, and an OSC title inside it.
+        let input = b"x \x1b[1ms3cr\x1b[01;31m\x1b[K3t-t\x1b[m\x1b[Koken\x1b[0m y \x1b]0;t\x07z";
+        let want = b"x \x1b[1m[masked:TOKEN]\x1b[0m\x1b[0m y \x1b]0;t\x07z";
+        assert_eq!(r.redact(input), want);
+        let mut w = r.writer(Vec::new());
+        for b in input {
+            w.write_all(&[*b]).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), want, "one byte at a time");
+        // An OSC (no SGR) inside: no reset.
+        assert_eq!(
+            r.redact(b"s3cr3t\x1b]8;;http://h\x1b\\-token."),
+            b"[masked:TOKEN]."
+        );
+        // Escapes outside a value pass through byte-exact.
+        let plain = b"\x1b[31mred\x1b[0m \x1b]0;title\x07 \x1b(B\x1b[m";
+        assert_eq!(r.redact(plain), plain);
+    }
+
+    #[test]
+    fn a_short_held_tail_goes_out_when_idle_and_the_rest_is_still_masked() {
+        let r = redactor(&[("TOKEN", b"s3cr3t-token")]);
+        let mut w = r.writer(Vec::new());
+        w.write_all(b"login s3c").unwrap();
+        assert_eq!(w.held(), 3);
+        w.idle().unwrap();
+        assert_eq!(w.held(), 3, "not before IDLE_RELEASE");
+        std::thread::sleep(IDLE_RELEASE + Duration::from_millis(5));
+        w.idle().unwrap();
+        assert_eq!(w.held(), 0);
+        assert_eq!(*w.out.out, *b"login s3c");
+        w.write_all(b"r3t-token done").unwrap();
+        assert_eq!(
+            w.finish().unwrap(),
+            b"login s3c[masked:TOKEN] done",
+            "at most 3 bytes leak"
+        );
+        // Four held bytes stay held.
+        let mut w = r.writer(Vec::new());
+        w.write_all(b"login s3cr").unwrap();
+        std::thread::sleep(IDLE_RELEASE + Duration::from_millis(5));
+        w.idle().unwrap();
+        assert_eq!(w.held(), 4);
+    }
+
+    #[test]
+    fn a_value_split_across_two_sides_is_masked_and_bytes_go_back_to_their_side() {
+        let r = redactor(&[("TOKEN", b"s3cr3t-token")]);
+        let mut w = r.split_writer([Vec::new(), Vec::new()]);
+        w.write_side(0, b"out1 s3cr").unwrap();
+        w.write_side(1, b"3t-token err1\n").unwrap();
+        w.write_side(0, b"out2\n").unwrap();
+        let [out, err] = w.finish().unwrap();
+        assert_eq!(out.unwrap(), b"out1 [masked:TOKEN]out2\n");
+        assert_eq!(err.unwrap(), b" err1\n");
+    }
+
+    #[test]
+    fn the_nfa_masks_like_the_dfa() {
+        let secrets: &[(&str, &[u8])] =
+            &[("A", b"abcdefgh"), ("B", b"cdefghij"), ("C", b"p@ss w0rd")];
+        let dfa = Redactor::new(secrets.iter().copied()).0;
+        let nfa = Redactor::new(secrets.iter().copied()).0.with_dfa_limit(0);
+        assert_eq!(dfa.stats().engine, "dfa");
+        assert_eq!(nfa.stats().engine, "nfa");
+        let input = b"..abcdefghij.. p@ss+w0rd cEBzcyB3MHJk \x1b[1mab\x1b[0mcdefgh";
+        assert_eq!(nfa.redact(input), dfa.redact(input));
+        assert_eq!(
+            nfa.redact(input),
+            super::super::reference_redact(secrets, input)
+        );
+    }
 }
