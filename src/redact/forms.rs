@@ -118,10 +118,11 @@ fn forms_of(value: &[u8], forms: &mut Forms) {
     }
 
     // Hex, lower and upper case, and as `xxd -p` wraps it (60 columns).
-    let lower: Vec<u8> = hex(value, LOWER_HEX);
-    forms.add_wrapped(&lower, 60);
-    forms.add(lower);
-    forms.add(hex(value, UPPER_HEX));
+    for digits in [LOWER_HEX, UPPER_HEX] {
+        let encoded = hex(value, digits);
+        forms.add_wrapped(&encoded, 60);
+        forms.add(encoded);
+    }
 
     // Base32 (RFC 4648), padded and not, and as coreutils `base32` wraps it (76 columns).
     for data in [value, with_newline.as_slice()] {
