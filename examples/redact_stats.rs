@@ -9,7 +9,9 @@ use std::time::Instant;
 use stepsecret::redact::Redactor;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: redact_stats SECRETS.env");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: redact_stats SECRETS.env");
     let bytes = std::fs::read(&path).expect("read the secrets file");
     let vars = stepsecret::dotenv::parse(&bytes).expect("a dotenv file");
     let started = Instant::now();

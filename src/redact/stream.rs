@@ -252,8 +252,10 @@ pub struct StreamWriter<'r, S: Sink> {
     /// The end of the last span written as a marker, and whether a reset followed it.
     cover_end: u64,
     cover_reset: bool,
-    /// The last `max_len` visible bytes, to measure the depth.
+    /// The last `max_len` visible bytes (or up to twice that), to measure the depth.
     tail: Zeroizing<Vec<u8>>,
+    /// Scratch: the visible bytes of a write that holds escapes.
+    visible: Zeroizing<Vec<u8>>,
     /// Scratch: (visible end offset, match state) for each match state seen in a write.
     hits: Vec<(u64, StateID)>,
     last_input: Instant,
@@ -278,7 +280,8 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             spans: Vec::new(),
             cover_end: 0,
             cover_reset: false,
-            tail: Zeroizing::new(Vec::with_capacity(max_len)),
+            tail: Zeroizing::new(Vec::with_capacity(2 * max_len)),
+            visible: Zeroizing::new(Vec::new()),
             hits: Vec::new(),
             last_input: Instant::now(),
         }
@@ -454,8 +457,9 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         if self.sid == start {
             return 0;
         }
-        let n = self.tail.len();
-        let reaches = |k: usize| run(a, start, &self.tail[n - k..]) == self.sid;
+        let tail = &self.tail[self.tail.len().saturating_sub(self.r.max_len)..];
+        let n = tail.len();
+        let reaches = |k: usize| run(a, start, &tail[n - k..]) == self.sid;
         // Exponential then binary search for the shortest suffix that reaches `sid`.
         let (mut lo, mut hi) = (0, 1);
         while hi < n && !reaches(hi) {
@@ -481,7 +485,8 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         hi
     }
 
-    /// Keeps the last `max_len` visible bytes.
+    /// Keeps (at least) the last `max_len` visible bytes; trimmed only when twice that, so
+    /// small writes do not each move the whole tail.
     fn push_tail(&mut self, visible: &[u8]) {
         let max = self.r.max_len;
         if visible.len() >= max {
@@ -490,7 +495,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             self.tail.extend_from_slice(&visible[visible.len() - max..]);
         } else {
             self.tail.extend_from_slice(visible);
-            if self.tail.len() > max {
+            if self.tail.len() > 2 * max {
                 let excess = self.tail.len() - max;
                 self.tail[..excess].zeroize();
                 self.tail.drain(..excess);
@@ -498,10 +503,10 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
     }
 
-    /// Records escape byte at input offset `raw`.
-    fn escape_byte(&mut self, raw: u64, sgr: bool) {
+    /// Records an escape byte at input offset `raw`, after `vis` visible bytes.
+    fn escape_byte(&mut self, raw: u64, vis: u64, sgr: bool) {
         match self.runs.back_mut() {
-            Some(run) if run.vis == self.vis_now && run.raw_end == raw => {
+            Some(run) if run.vis == vis && run.raw_end == raw => {
                 run.raw_end += 1;
                 run.cum_end += 1;
                 run.sgr |= sgr;
@@ -509,7 +514,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             _ => {
                 let cum = self.runs.back().map_or(self.run_base, |r| r.cum_end);
                 self.runs.push_back(Run {
-                    vis: self.vis_now,
+                    vis,
                     raw_end: raw + 1,
                     cum_end: cum + 1,
                     sgr,
@@ -531,15 +536,15 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             self.push_tail(buf);
             self.vis_now += buf.len() as u64;
         } else {
+            // Escapes in this write: scan the visible bytes in one piece, noting where the
+            // escape runs sit.
+            let mut visible = std::mem::take(&mut self.visible);
+            visible.clear();
             let mut i = 0;
             while i < buf.len() {
                 if self.parser == Parser::Ground {
                     let j = memchr::memchr(0x1b, &buf[i..]).map_or(buf.len(), |k| i + k);
-                    if j > i {
-                        self.sid = scan(a, self.sid, &buf[i..j], self.vis_now, max, &mut hits);
-                        self.push_tail(&buf[i..j]);
-                        self.vis_now += (j - i) as u64;
-                    }
+                    visible.extend_from_slice(&buf[i..j]);
                     i = j;
                     if i == buf.len() {
                         break;
@@ -547,15 +552,20 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
                 }
                 match self.parser.step(buf[i]) {
                     // A byte that ended a broken sequence and is output itself.
-                    Byte::Visible => {
-                        self.sid = scan_serial(a, self.sid, &buf[i..=i], self.vis_now, &mut hits);
-                        self.push_tail(&buf[i..=i]);
-                        self.vis_now += 1;
-                    }
-                    kind => self.escape_byte(self.now + i as u64, kind == Byte::SgrEnd),
+                    Byte::Visible => visible.push(buf[i]),
+                    kind => self.escape_byte(
+                        self.now + i as u64,
+                        self.vis_now + visible.len() as u64,
+                        kind == Byte::SgrEnd,
+                    ),
                 }
                 i += 1;
             }
+            self.sid = scan(a, self.sid, &visible, self.vis_now, max, &mut hits);
+            self.push_tail(&visible);
+            self.vis_now += visible.len() as u64;
+            visible.zeroize();
+            self.visible = visible;
         }
         self.now += buf.len() as u64;
 
