@@ -84,21 +84,31 @@ impl Forms {
     }
 }
 
+/// Values longer than this (keys, certificates, whole documents) get only the forms tools apply
+/// to files and documents: raw and per line, standard base64 (plain and wrapped), a PEM body,
+/// shell quoting, JSON and entities. Hex, base32, percent-encoding, UTF-16LE, URL-safe base64
+/// and base64 at other alignments of a 2 KB key would cost some 30 000 automaton states each
+/// for leaks no tool makes of such values in practice.
+pub const LONG: usize = 256;
+
 /// The forms of one value (the caller adds those of its trimmed form too).
 fn forms_of(value: &[u8], forms: &mut Forms) {
+    let long = value.len() > LONG;
     // The value, and each line of a multi-line value, as-is and trimmed (indented YAML, PEM
     // bodies).
     forms.add_text(value.to_vec());
 
     // Base64, both alphabets, padded and not, and inside longer base64 at each alignment.
-    for engine in [&STANDARD, &URL_SAFE] {
-        forms.add(engine.encode(value).into_bytes());
-    }
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        forms.add(engine.encode(value).into_bytes());
-        for offset in 0..3 {
-            if let Some(core) = aligned_base64(engine, value, offset) {
-                forms.add(core);
+    forms.add(STANDARD.encode(value).into_bytes());
+    forms.add(STANDARD_NO_PAD.encode(value).into_bytes());
+    if !long {
+        forms.add(URL_SAFE.encode(value).into_bytes());
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            forms.add(engine.encode(value).into_bytes());
+            for offset in 0..3 {
+                if let Some(core) = aligned_base64(engine, value, offset) {
+                    forms.add(core);
+                }
             }
         }
     }
@@ -117,6 +127,14 @@ fn forms_of(value: &[u8], forms: &mut Forms) {
         forms.add(body);
     }
 
+    if !long {
+        encodings(value, &with_newline, forms);
+    }
+    text_forms(value, forms, long);
+}
+
+/// Hex, base32 and percent-encoding.
+fn encodings(value: &[u8], with_newline: &[u8], forms: &mut Forms) {
     // Hex, lower and upper case, and as `xxd -p` wraps it (60 columns).
     for digits in [LOWER_HEX, UPPER_HEX] {
         let encoded = hex(value, digits);
@@ -125,7 +143,7 @@ fn forms_of(value: &[u8], forms: &mut Forms) {
     }
 
     // Base32 (RFC 4648), padded and not, and as coreutils `base32` wraps it (76 columns).
-    for data in [value, with_newline.as_slice()] {
+    for data in [value, with_newline] {
         let padded = base32(data);
         forms.add_wrapped(&padded, 76);
         let unpadded = padded
@@ -152,7 +170,10 @@ fn forms_of(value: &[u8], forms: &mut Forms) {
     ] {
         forms.add(percent_encode(value, keep, hex, plus));
     }
+}
 
+/// Shell quoting, entities, JSON and (unless `long`) UTF-16LE.
+fn text_forms(value: &[u8], forms: &mut Forms, long: bool) {
     // Shell quoting, as shells print values (`set -x`, `printf %q`, `${v@Q}`, `declare -p`,
     // `export -p`): the part inside the quotes.
     forms.add_text(replace(value, b"'", b"'\\''"));
@@ -197,6 +218,9 @@ fn forms_of(value: &[u8], forms: &mut Forms) {
         forms.add(json_html_safe(inner).into_bytes());
         forms.add(json_html_safe_quotes(text).into_bytes());
 
+        if long {
+            return;
+        }
         // UTF-16LE (PowerShell, Windows tools), and its base64 (`-EncodedCommand`), alone,
         // inside a longer command and as `base64` wraps it.
         let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
