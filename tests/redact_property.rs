@@ -157,10 +157,13 @@ fn render(embed: &Embed, secrets: &[Vec<u8>]) -> Vec<u8> {
     }
 }
 
+/// What both sides got, in order: (side, bytes) per write.
+type Log = Rc<RefCell<Vec<(usize, Vec<u8>)>>>;
+
 /// A writer that logs what it gets, in order, with the side it belongs to.
 struct Tap {
     side: usize,
-    log: Rc<RefCell<Vec<(usize, Vec<u8>)>>>,
+    log: Log,
 }
 
 impl Write for Tap {
