@@ -8,8 +8,9 @@
 //!
 //! Every derived form (shell-quoted, wrapped base64, hex, base32, entities, UTF-16LE, of the
 //! value and of its trimmed form) is embedded through `Embed::Form`, values coloured with
-//! terminal escapes through `Embed::Coloured`; both automata (DFA and NFA) are checked, and
+//! terminal escapes through `Embed::Coloured`; all three automata (DFA, NFA, gated) are checked, and
 //! one stream written from two sides in random interleaving.
+//! The gated automaton (a DFA of pattern heads in front of the NFA) is checked too.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -276,10 +277,16 @@ proptest! {
         let nfa = nfa.with_dfa_limit(0);
         let streamed = stream(&redactor, &input, &sizes);
         let one_byte = stream(&nfa, &input, &[1]);
+        let (gated, _) = Redactor::new(pairs.iter().copied());
+        let gated = gated.with_gate(4 + secrets.len() % 3);
+        let gated_streamed = stream(&gated, &input, &sizes);
+        let gated_one_byte = stream(&gated, &input, &[1]);
         let expected = reference_redact(&pairs, &input);
         // Lengths only: the outputs may hold secrets when this fails.
         prop_assert!(streamed == expected, "streamed (DFA) differs from the reference: {} vs {} bytes", streamed.len(), expected.len());
         prop_assert!(one_byte == expected, "one byte at a time (NFA) differs from the reference: {} vs {} bytes", one_byte.len(), expected.len());
+        prop_assert!(gated_streamed == expected, "streamed (gated) differs from the reference: {} vs {} bytes", gated_streamed.len(), expected.len());
+        prop_assert!(gated_one_byte == expected, "one byte at a time (gated) differs from the reference: {} vs {} bytes", gated_one_byte.len(), expected.len());
 
         let visible = strip(&streamed);
         for (i, secret) in secrets.iter().enumerate() {
@@ -312,6 +319,7 @@ proptest! {
             input.extend_from_slice(&render(embed, &secrets));
         }
         let (redactor, _) = Redactor::new(pairs.iter().copied());
+        let redactor = if sizes.len() % 2 == 0 { redactor.with_gate(5) } else { redactor };
         let (all, per_side) = stream_split(&redactor, &input, &sizes, &sides);
         let expected = reference_redact(&pairs, &input);
         prop_assert!(all == expected, "the two sides, in write order, differ from the reference: {} vs {} bytes", all.len(), expected.len());

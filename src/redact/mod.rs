@@ -40,8 +40,30 @@ pub const DFA_MAX_BYTES: usize = 8 << 20;
 /// The compiled automaton.
 pub(crate) enum Engine {
     Dfa(DFA),
+    /// Too many states for a DFA: a DFA over the first `k` bytes of every pattern scans the
+    /// stream, and each complete head starts an anchored walk of the full NFA.
+    Gated(DFA, Gate),
     Nfa(contiguous::NFA),
 }
+
+/// The full patterns behind a DFA of their heads.
+pub(crate) struct Gate {
+    /// Every pattern (same ids as the redactor's labels), walked anchored from a head's start.
+    pub(crate) full: contiguous::NFA,
+    /// For each head-DFA pattern: the full pattern it is, if that is no longer than `k`
+    /// (label, length), and whether it is the first `k` bytes of longer ones.
+    pub(crate) heads: Vec<Head>,
+    pub(crate) k: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Head {
+    pub(crate) complete: Option<(u32, u32)>,
+    pub(crate) head: bool,
+}
+
+/// The head lengths tried for a gated automaton, longest first (fewer false starts).
+const HEAD_LENGTHS: [usize; 5] = [8, 7, 6, 5, 4];
 
 /// Figures about a compiled redactor (for the benchmark).
 #[derive(Debug, Clone)]
@@ -77,6 +99,8 @@ pub struct Redactor {
     distinct_bytes: usize,
     /// The DFA size bound ([`DFA_MAX_BYTES`] unless a test changes it).
     dfa_max: usize,
+    /// A head length to use whatever the sizes (tests).
+    force_gate: Option<usize>,
 }
 
 impl Redactor {
@@ -112,7 +136,7 @@ impl Redactor {
             zeroize::Zeroize::zeroize(&mut key);
         }
         let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
-        let (states, distinct_bytes) = trie_size(&patterns);
+        let (states, distinct_bytes) = trie_size(patterns.iter().map(|p| p.as_slice()));
         let redactor = Redactor {
             patterns: Mutex::new(patterns),
             engine: OnceLock::new(),
@@ -122,6 +146,7 @@ impl Redactor {
             states,
             distinct_bytes,
             dfa_max: DFA_MAX_BYTES,
+            force_gate: None,
         };
         (redactor, too_short)
     }
@@ -130,6 +155,13 @@ impl Redactor {
     #[doc(hidden)]
     pub fn with_dfa_limit(mut self, bytes: usize) -> Self {
         self.dfa_max = bytes;
+        self
+    }
+
+    /// Uses the gated automaton with heads of `k` bytes, for tests of it.
+    #[doc(hidden)]
+    pub fn with_gate(mut self, k: usize) -> Self {
+        self.force_gate = Some(k.max(MIN_LEN));
         self
     }
 
@@ -146,33 +178,69 @@ impl Redactor {
                 if patterns.is_empty() {
                     return None;
                 }
-                let patterns = patterns.iter().map(|p| p.as_slice());
                 // Byte classes: at most one per distinct byte, plus one for all the others.
                 let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
-                Some(if dfa_bytes <= self.dfa_max {
-                    Engine::Dfa(
+                if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
+                    return Some(Engine::Dfa(
                         DFA::builder()
                             .match_kind(MatchKind::Standard)
                             .start_kind(StartKind::Unanchored)
                             .prefilter(false)
                             .byte_classes(true)
-                            .build(patterns)
+                            .build(patterns.iter().map(|p| p.as_slice()))
                             .expect("a DFA under DFA_MAX_BYTES always builds"),
-                    )
-                } else {
-                    Engine::Nfa(
-                        contiguous::NFA::builder()
-                            .match_kind(MatchKind::Standard)
-                            .prefilter(false)
-                            .byte_classes(true)
-                            .build(patterns)
-                            .expect(
-                                "an NFA over the forms of at most a few thousand secrets builds",
-                            ),
-                    )
+                    ));
+                }
+                let full = contiguous::NFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .byte_classes(true)
+                    .build(patterns.iter().map(|p| p.as_slice()))
+                    .expect("an NFA over the forms of at most a few thousand secrets builds");
+                let k = self.force_gate.or_else(|| {
+                    HEAD_LENGTHS.into_iter().find(|&k| {
+                        let (states, distinct) =
+                            trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
+                        states * (distinct + 1) * 4 <= self.dfa_max
+                    })
+                });
+                Some(match k {
+                    Some(k) => self.gated(&patterns, full, k),
+                    None => Engine::Nfa(full),
                 })
             })
             .as_ref()
+    }
+
+    /// A DFA of the first `k` bytes of each pattern in front of the full NFA.
+    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], full: contiguous::NFA, k: usize) -> Engine {
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut heads: Vec<Head> = Vec::new();
+        for (id, p) in patterns.iter().enumerate() {
+            let head = &p[..p.len().min(k)];
+            let at = *index.entry(head.to_vec()).or_insert_with(|| {
+                heads.push(Head::default());
+                heads.len() - 1
+            });
+            if p.len() <= k {
+                heads[at].complete = Some((self.labels[id], p.len() as u32));
+            } else {
+                heads[at].head = true;
+            }
+        }
+        let mut keys: Vec<(Vec<u8>, usize)> = index.drain().collect();
+        keys.sort_unstable_by_key(|(_, at)| *at);
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
+            .byte_classes(true)
+            .build(keys.iter().map(|(h, _)| h.as_slice()))
+            .expect("a DFA of heads under the bound always builds");
+        for (mut key, _) in keys {
+            zeroize::Zeroize::zeroize(&mut key);
+        }
+        Engine::Gated(dfa, Gate { full, heads, k })
     }
 
     /// Figures about the compiled automaton (compiles it).
@@ -180,6 +248,9 @@ impl Redactor {
         let (engine, memory) = match self.engine() {
             None => ("none", 0),
             Some(Engine::Dfa(a)) => ("dfa", a.memory_usage()),
+            Some(Engine::Gated(a, g)) => {
+                ("gated dfa+nfa", a.memory_usage() + g.full.memory_usage())
+            }
             Some(Engine::Nfa(a)) => ("nfa", a.memory_usage()),
         };
         Stats {
@@ -230,8 +301,8 @@ impl Redactor {
 }
 
 /// The number of trie states (distinct prefixes, the root included) and of distinct bytes.
-fn trie_size(patterns: &[Zeroizing<Vec<u8>>]) -> (usize, usize) {
-    let mut sorted: Vec<&[u8]> = patterns.iter().map(|p| p.as_slice()).collect();
+fn trie_size<'a>(patterns: impl Iterator<Item = &'a [u8]>) -> (usize, usize) {
+    let mut sorted: Vec<&[u8]> = patterns.collect();
     sorted.sort_unstable();
     let mut states = 1;
     let mut bytes = [false; 256];

@@ -39,7 +39,7 @@ use aho_corasick::automaton::{Automaton, StateID};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::escapes::{Byte, Parser};
-use super::{Engine, MIN_LEN, Redactor, SGR_RESET};
+use super::{Engine, Gate, MIN_LEN, Redactor, SGR_RESET};
 
 /// How long a short held tail waits for more input before it is written anyway.
 pub const IDLE_RELEASE: Duration = Duration::from_millis(50);
@@ -256,6 +256,10 @@ pub struct StreamWriter<'r, S: Sink> {
     tail: Zeroizing<Vec<u8>>,
     /// Scratch: the visible bytes of a write that holds escapes.
     visible: Zeroizing<Vec<u8>>,
+    /// Gated automaton: anchored walks of the full NFA still alive, (visible start, state).
+    walks: Vec<(u64, StateID)>,
+    /// Scratch: matches found in a write, (visible start, visible end, label, length).
+    found: Vec<(u64, u64, u32, u64)>,
     /// Scratch: (visible end offset, match state) for each match state seen in a write.
     hits: Vec<(u64, StateID)>,
     last_input: Instant,
@@ -282,6 +286,8 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             cover_reset: false,
             tail: Zeroizing::new(Vec::with_capacity(2 * max_len)),
             visible: Zeroizing::new(Vec::new()),
+            walks: Vec::new(),
+            found: Vec::new(),
             hits: Vec::new(),
             last_input: Instant::now(),
         }
@@ -310,6 +316,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         let depth = match r.engine() {
             None => 0,
             Some(Engine::Dfa(a)) => self.depth(a),
+            Some(Engine::Gated(a, _)) => self.gated_depth(a),
             Some(Engine::Nfa(a)) => self.depth(a),
         };
         if depth >= MIN_LEN {
@@ -523,28 +530,39 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
     }
 
-    fn write_with<A: Automaton>(&mut self, a: &A, buf: &[u8]) -> io::Result<()> {
+    /// With a gated automaton, the depth is the longer of the head DFA's and the oldest live
+    /// walk's.
+    fn gated_depth<A: Automaton>(&self, a: &A) -> usize {
+        let oldest = self.walks.iter().map(|&(c, _)| self.vis_now - c).max();
+        self.depth(a).max(oldest.unwrap_or(0) as usize)
+    }
+
+    /// Scans one write with automaton `a` (with `gate`, a DFA of pattern heads).
+    fn write_with<A: Automaton>(
+        &mut self,
+        a: &A,
+        gate: Option<&Gate>,
+        buf: &[u8],
+    ) -> io::Result<()> {
         if !self.started {
             self.sid = a.start_state(Anchored::No).expect("unanchored automaton");
             self.started = true;
         }
         let max = self.r.max_len;
+        let warm = gate.map_or(max, |g| g.k);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
-        if self.parser == Parser::Ground && memchr::memchr(0x1b, buf).is_none() {
-            self.sid = scan(a, self.sid, buf, self.vis_now, max, &mut hits);
-            self.push_tail(buf);
-            self.vis_now += buf.len() as u64;
-        } else {
+        let mut scratch = std::mem::take(&mut self.visible);
+        scratch.clear();
+        let plain = self.parser == Parser::Ground && memchr::memchr(0x1b, buf).is_none();
+        if !plain {
             // Escapes in this write: scan the visible bytes in one piece, noting where the
             // escape runs sit.
-            let mut visible = std::mem::take(&mut self.visible);
-            visible.clear();
             let mut i = 0;
             while i < buf.len() {
                 if self.parser == Parser::Ground {
                     let j = memchr::memchr(0x1b, &buf[i..]).map_or(buf.len(), |k| i + k);
-                    visible.extend_from_slice(&buf[i..j]);
+                    scratch.extend_from_slice(&buf[i..j]);
                     i = j;
                     if i == buf.len() {
                         break;
@@ -552,33 +570,100 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
                 }
                 match self.parser.step(buf[i]) {
                     // A byte that ended a broken sequence and is output itself.
-                    Byte::Visible => visible.push(buf[i]),
+                    Byte::Visible => scratch.push(buf[i]),
                     kind => self.escape_byte(
                         self.now + i as u64,
-                        self.vis_now + visible.len() as u64,
+                        self.vis_now + scratch.len() as u64,
                         kind == Byte::SgrEnd,
                     ),
                 }
                 i += 1;
             }
-            self.sid = scan(a, self.sid, &visible, self.vis_now, max, &mut hits);
-            self.push_tail(&visible);
-            self.vis_now += visible.len() as u64;
-            visible.zeroize();
-            self.visible = visible;
         }
-        self.now += buf.len() as u64;
-
+        let visible: &[u8] = if plain { buf } else { &scratch };
+        let vis_start = self.vis_now;
+        self.sid = scan(a, self.sid, visible, vis_start, warm, &mut hits);
         hits.sort_unstable_by_key(|h| h.0);
-        for &(end, sid) in &hits {
-            for i in 0..a.match_len(sid) {
-                let pid = a.match_pattern(sid, i);
-                let len = a.pattern_len(pid) as u64;
-                self.add(end - len, end, self.r.labels[pid.as_usize()], len);
+
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        match gate {
+            None => {
+                for &(end, sid) in &hits {
+                    for i in 0..a.match_len(sid) {
+                        let pid = a.match_pattern(sid, i);
+                        let len = a.pattern_len(pid) as u64;
+                        found.push((end - len, end, self.r.labels[pid.as_usize()], len));
+                    }
+                }
+            }
+            Some(g) => {
+                let labels = &self.r.labels;
+                let mut walks = std::mem::take(&mut self.walks);
+                walks.retain_mut(|(_, sid)| {
+                    match walk(g, *sid, visible, vis_start, labels, &mut found) {
+                        Some(next) => {
+                            *sid = next;
+                            true
+                        }
+                        None => false,
+                    }
+                });
+                let anchored = g
+                    .full
+                    .start_state(Anchored::Yes)
+                    .expect("the NFA supports anchored walks");
+                for &(end, sid) in &hits {
+                    for i in 0..a.match_len(sid) {
+                        let head = g.heads[a.match_pattern(sid, i).as_usize()];
+                        if let Some((label, len)) = head.complete {
+                            let len = u64::from(len);
+                            found.push((end - len, end, label, len));
+                        }
+                        if !head.head {
+                            continue;
+                        }
+                        // A head of a longer pattern: walk the full NFA from where it starts
+                        // (its first bytes may be in the tail, from earlier writes; matches
+                        // ending there are shorter than a head, found as complete ones).
+                        let c = end - g.k as u64;
+                        let mut sid = anchored;
+                        let mut from = 0;
+                        if c < vis_start {
+                            let back = (vis_start - c) as usize;
+                            sid = run_anchored(&g.full, sid, &self.tail[self.tail.len() - back..]);
+                        } else {
+                            from = (c - vis_start) as usize;
+                        }
+                        if g.full.is_dead(sid) {
+                            continue;
+                        }
+                        let base = vis_start + from as u64;
+                        if let Some(sid) = walk(g, sid, &visible[from..], base, labels, &mut found)
+                        {
+                            walks.push((c, sid));
+                        }
+                    }
+                }
+                self.walks = walks;
             }
         }
+        self.push_tail(visible);
+        self.vis_now += visible.len() as u64;
+        scratch.zeroize();
+        self.visible = scratch;
+        self.now += buf.len() as u64;
         self.hits = hits;
-        let depth = self.depth(a) as u64;
+
+        found.sort_unstable_by_key(|m| (m.1, m.0));
+        for &(start, end, label, len) in &found {
+            self.add(start, end, label, len);
+        }
+        self.found = found;
+        let depth = match gate {
+            None => self.depth(a),
+            Some(_) => self.gated_depth(a),
+        } as u64;
         let safe = if depth == 0 {
             self.now
         } else {
@@ -595,6 +680,44 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
         Ok(())
     }
+}
+
+/// Walks the full NFA anchored from `sid` over `hay` (visible offset `base`), recording the
+/// matches it passes; returns the state if the walk is still alive at the end.
+fn walk(
+    g: &Gate,
+    mut sid: StateID,
+    hay: &[u8],
+    base: u64,
+    labels: &[u32],
+    found: &mut Vec<(u64, u64, u32, u64)>,
+) -> Option<StateID> {
+    for (i, &b) in hay.iter().enumerate() {
+        sid = g.full.next_state(Anchored::Yes, sid, b);
+        if g.full.is_dead(sid) {
+            return None;
+        }
+        if g.full.is_match(sid) {
+            let end = base + i as u64 + 1;
+            for k in 0..g.full.match_len(sid) {
+                let pid = g.full.match_pattern(sid, k);
+                let len = g.full.pattern_len(pid) as u64;
+                found.push((end - len, end, labels[pid.as_usize()], len));
+            }
+        }
+    }
+    Some(sid)
+}
+
+/// Runs an anchored walk over `hay` without recording matches (dead stays dead).
+fn run_anchored<A: Automaton>(a: &A, mut sid: StateID, hay: &[u8]) -> StateID {
+    for &b in hay {
+        if a.is_dead(sid) {
+            break;
+        }
+        sid = a.next_state(Anchored::Yes, sid, b);
+    }
+    sid
 }
 
 impl<W: Write> StreamWriter<'_, Plain<W>> {
@@ -655,8 +778,9 @@ impl<S: Sink> Write for StreamWriter<'_, S> {
                 self.pend_start = self.now;
                 self.pending_base = self.now;
             }
-            Some(Engine::Dfa(a)) => self.write_with(a, buf)?,
-            Some(Engine::Nfa(a)) => self.write_with(a, buf)?,
+            Some(Engine::Dfa(a)) => self.write_with(a, None, buf)?,
+            Some(Engine::Gated(a, g)) => self.write_with(a, Some(g), buf)?,
+            Some(Engine::Nfa(a)) => self.write_with(a, None, buf)?,
         }
         Ok(buf.len())
     }
@@ -1009,6 +1133,20 @@ mod tests {
         assert_eq!(nfa.stats().engine, "nfa");
         let input = b"..abcdefghij.. p@ss+w0rd cEBzcyB3MHJk \x1b[1mab\x1b[0mcdefgh";
         assert_eq!(nfa.redact(input), dfa.redact(input));
+        for k in 4..9 {
+            let gated = Redactor::new(secrets.iter().copied()).0.with_gate(k);
+            assert_eq!(gated.stats().engine, "gated dfa+nfa");
+            assert_eq!(gated.redact(input), dfa.redact(input), "heads of {k}");
+            let mut w = gated.writer(Vec::new());
+            for b in input {
+                w.write_all(&[*b]).unwrap();
+            }
+            assert_eq!(
+                w.finish().unwrap(),
+                dfa.redact(input),
+                "heads of {k}, byte by byte"
+            );
+        }
         assert_eq!(
             nfa.redact(input),
             super::super::reference_redact(secrets, input)
