@@ -42,7 +42,7 @@ pub(crate) enum Engine {
     Dfa(DFA),
     /// Too many states for a DFA: a DFA over the first `k` bytes of every pattern scans the
     /// stream, and each complete head starts an anchored walk of the full NFA.
-    Gated(DFA, Gate),
+    Gated(DFA, Box<Gate>),
     Nfa(contiguous::NFA),
 }
 
@@ -240,7 +240,7 @@ impl Redactor {
         for (mut key, _) in keys {
             zeroize::Zeroize::zeroize(&mut key);
         }
-        Engine::Gated(dfa, Gate { full, heads, k })
+        Engine::Gated(dfa, Box::new(Gate { full, heads, k }))
     }
 
     /// Figures about the compiled automaton (compiles it).
