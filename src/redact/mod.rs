@@ -37,6 +37,10 @@ pub use stream::{
 /// slower only on output that walks deep into the trie.
 pub const DFA_MAX_BYTES: usize = 8 << 20;
 
+/// The bound for the DFA of pattern heads in front of the NFA (see [`Engine::Gated`]): heads
+/// of 5 to 8 bytes of a hundred secrets' forms fit, and a smaller table stays in cache.
+pub const HEAD_DFA_MAX_BYTES: usize = 3 << 20;
+
 /// The compiled automaton.
 pub(crate) enum Engine {
     Dfa(DFA),
@@ -201,7 +205,7 @@ impl Redactor {
                     HEAD_LENGTHS.into_iter().find(|&k| {
                         let (states, distinct) =
                             trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
-                        states * (distinct + 1) * 4 <= self.dfa_max
+                        states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
                     })
                 });
                 Some(match k {
