@@ -433,11 +433,11 @@ assert json.loads(args[0][4]) == {"aud": "vault.example.com \"x\""}, args[0][4]'
     show_vars='echo "role=${STEPSECRET_VAULT_ROLE-unset} addr=${VAULT_ADDR-unset} ns=${VAULT_NAMESPACE-unset} region=${AWS_REGION-unset} public=${STEPSECRET_PUBLIC-unset} maxage=${STEPSECRET_MAX_AGE-unset}"; echo '"'"'literal=${CTX_ROLE}'"'"
     run_orb run.sh PARAM_COMMAND="$show_vars" PARAM_SECRETS='API_TOKEN=age://${SECRETS_DIR}/secrets.env.age#API_TOKEN' \
         PARAM_VAULT_ROLE='${CTX_ROLE}' PARAM_VAULT_ADDR='https://$VAULT_HOST:8200' PARAM_VAULT_NAMESPACE='team-$TEAM' \
-        PARAM_AWS_REGION='${REGION}' PARAM_PUBLIC='API_USER' PARAM_MAX_AGE='90d' \
+        PARAM_AWS_REGION='${REGION}' PARAM_PUBLIC='API_TOKEN' PARAM_MAX_AGE='90d' \
         CTX_ROLE=ci-deploy VAULT_HOST=vault.example.com TEAM=a REGION=eu-west-1 SECRETS_DIR=ci \
         CIRCLE_OIDC_TOKEN_V2=job.token FAKE_CIRCLECI_LOG="$d/subst.log" STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
     check "[$sh_name] env subst: \$VAR and \${VAR} in parameters are expanded before stepsecret reads them" \
-        has "role=ci-deploy addr=https://vault.example.com:8200 ns=team-a region=eu-west-1 public=API_USER maxage=90d"
+        has "role=ci-deploy addr=https://vault.example.com:8200 ns=team-a region=eu-west-1 public=API_TOKEN maxage=90d"
     check "[$sh_name] env subst: secrets expanded too (the age file was found), exit 0" test "$rc" -eq 0
     check "[$sh_name] env subst: command is not expanded by the orb (the shell's single quotes hold)" has 'literal=${CTX_ROLE}'
     check "[$sh_name] env subst: the stand-in circleci was asked, never for command" \

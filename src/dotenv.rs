@@ -31,7 +31,7 @@ impl fmt::Display for DotenvError {
 }
 
 /// Parses dotenv text into (key, value) pairs in file order.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
+pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DotenvError {
         line: bytes[..e.valid_up_to()]
             .iter()

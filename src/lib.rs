@@ -16,7 +16,7 @@ mod ci;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
-mod dotenv;
+pub mod dotenv;
 pub mod env;
 pub mod error;
 mod identity;

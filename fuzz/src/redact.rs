@@ -10,12 +10,20 @@
 //! lines of a multi-line value are not masked, by design) may survive in the output, unless
 //! that window is also in the parts of the input that are not an embedded secret (filler, the
 //! base64 characters that also encode neighbouring bytes, lines under 4 bytes).
+//!
+//! The v2 forms (shell-quoted, wrapped base64, hex, base32, entities, UTF-16LE, of a value and
+//! of its trimmed form) come in through `Piece::Form`, which takes any form the library lists;
+//! `Piece::Coloured` puts terminal escape sequences between a value's characters, which the
+//! matcher must skip (the span, escapes included, becomes one marker, followed by `ESC[0m`
+//! when it held an SGR sequence); and a case may be written as one stream from two sides
+//! (stdout and stderr of one log), which must give the same bytes in write order.
 
 use std::io::Write;
 
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use stepsecret::redact::escapes::{self, Byte, Parser};
 use stepsecret::redact::forms::derived_forms;
 use stepsecret::redact::{MIN_LEN, Redactor, reference_redact};
 
@@ -60,7 +68,22 @@ enum Piece {
     Form(u8, u8),
     /// The start of a secret, cut short: held back, then released.
     Prefix(u8, u8),
+    /// A secret with escape sequences between its characters: (position, which).
+    Coloured(u8, Vec<(u8, u8)>),
+    /// A secret with whitespace around it (masked as-is and trimmed).
+    Padded(u8, u8),
 }
+
+/// Escape sequences loggers and `grep --color` put inside values.
+const ESCAPES: &[&[u8]] = &[
+    b"\x1b[01;31m\x1b[K",
+    b"\x1b[m\x1b[K",
+    b"\x1b[0m",
+    b"\x1b[38;2;255;0;0m",
+    b"\x1b[2K",
+    b"\x1b]0;title\x07",
+    b"\x1b]8;;https://example.com/x\x1b\\",
+];
 
 #[derive(Debug, Arbitrary)]
 struct Case {
@@ -68,6 +91,8 @@ struct Case {
     secrets: Vec<SecretSpec>,
     pieces: Vec<Piece>,
     sizes: Vec<u16>,
+    /// Write from two sides (one bit per write) through one split stream.
+    sides: Option<u64>,
 }
 
 pub fn run(data: &[u8]) {
@@ -108,7 +133,14 @@ fn make_secrets(specs: &[SecretSpec], restricted: bool) -> Vec<Vec<u8>> {
 }
 
 /// The input, and the regions of it (start, end) that the redactor must mask.
-fn render(pieces: &[Piece], secrets: &[Vec<u8>]) -> (Vec<u8>, Vec<(usize, usize)>) {
+/// With `restricted`, filler has no ESC: a stray `ESC [` right before a value would make its
+/// first bytes part of an escape sequence (documented; `Piece::Coloured` has well-formed ones).
+fn render(
+    pieces: &[Piece],
+    secrets: &[Vec<u8>],
+    restricted: bool,
+) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let no_esc = |b: u8| if restricted && b == 0x1b { b'.' } else { b };
     let pick = |i: &u8| &secrets[usize::from(*i) % secrets.len()];
     let mut input: Vec<u8> = Vec::new();
     let mut cores: Vec<(usize, usize)> = Vec::new();
@@ -117,13 +149,16 @@ fn render(pieces: &[Piece], secrets: &[Vec<u8>]) -> (Vec<u8>, Vec<(usize, usize)
             break;
         }
         let at = input.len();
+        let start_of_piece = at;
         let mut whole = |input: &mut Vec<u8>, bytes: &[u8]| {
             input.extend_from_slice(bytes);
             cores.push((at, at + bytes.len()));
         };
         match piece {
-            Piece::Filler(bytes) => input.extend_from_slice(bytes),
-            Piece::Repeat(b, n) => input.extend(std::iter::repeat_n(*b, usize::from(*n) % 4096)),
+            Piece::Filler(bytes) => input.extend(bytes.iter().map(|&b| no_esc(b))),
+            Piece::Repeat(b, n) => {
+                input.extend(std::iter::repeat_n(no_esc(*b), usize::from(*n) % 4096))
+            }
             Piece::Raw(i) => whole(&mut input, pick(i)),
             Piece::Base64(i) => whole(&mut input, STANDARD.encode(pick(i)).as_bytes()),
             Piece::Base64Inside {
@@ -198,6 +233,36 @@ fn render(pieces: &[Piece], secrets: &[Vec<u8>]) -> (Vec<u8>, Vec<(usize, usize)
                 let secret = pick(i);
                 input.extend_from_slice(&secret[..usize::from(*n) % secret.len()]);
             }
+            Piece::Coloured(i, cuts) => {
+                let secret = pick(i);
+                let mut positions: Vec<(usize, usize)> = cuts
+                    .iter()
+                    .take(4)
+                    .map(|&(p, k)| {
+                        (
+                            1 + usize::from(p) % (secret.len() - 1),
+                            usize::from(k) % ESCAPES.len(),
+                        )
+                    })
+                    .collect();
+                positions.sort();
+                let mut at = 0;
+                for (p, k) in positions {
+                    input.extend_from_slice(&secret[at..p]);
+                    input.extend_from_slice(ESCAPES[k]);
+                    at = p;
+                }
+                input.extend_from_slice(&secret[at..]);
+                // The secret's characters are all there, with escapes between them.
+                cores.push((start_of_piece, input.len()));
+            }
+            Piece::Padded(i, pad) => {
+                let secret = pick(i);
+                let pad = [b" ".as_slice(), b"\t", b"\n", b"  \n"][usize::from(*pad) % 4];
+                input.extend_from_slice(pad);
+                whole(&mut input, secret);
+                input.extend_from_slice(pad);
+            }
         }
     }
     (input, cores)
@@ -217,21 +282,71 @@ pub fn stream(redactor: &Redactor, input: &[u8], sizes: &[usize]) -> Vec<u8> {
     w.finish().unwrap()
 }
 
+/// Like [`stream`], each write from side `bits >> (k % 64) & 1` of one split stream; returns
+/// what both sides got, in write order.
+pub fn stream_split(redactor: &Redactor, input: &[u8], sizes: &[usize], bits: u64) -> Vec<u8> {
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let tap = |_side: usize| Tap(std::rc::Rc::clone(&log));
+    let mut w = redactor.split_writer([tap(0), tap(1)]);
+    let mut at = 0;
+    let mut k = 0;
+    while at < input.len() {
+        let n = sizes[k % sizes.len()].min(input.len() - at);
+        let side = ((bits >> (k % 64)) & 1) as usize;
+        w.write_side(side, &input[at..at + n]).unwrap();
+        at += n;
+        k += 1;
+    }
+    drop(w.finish().unwrap());
+    log.take()
+}
+
+/// A writer appending to a shared log.
+struct Tap(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The documented semantics, written from the module docs of `stepsecret::redact`: every
 /// occurrence of every form (overlapping ones included) is masked; occurrences that overlap
 /// merge into one span; each span becomes one `[masked:NAME]` named after the occurrence that
 /// starts first (the longest on a tie); a form shared by two secrets belongs to the first.
 pub fn oracle(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
-    // For each input position, the occurrence starting there that names a span: the longest,
-    // and its owner.
-    let mut best: Vec<Option<(usize, usize)>> = vec![None; input.len()];
+    // Escape sequences are invisible to matching: forms are matched against the visible
+    // bytes (and so are written without escapes), a span runs from its first to its last
+    // visible byte, and a span that held an SGR sequence is followed by ESC[0m.
+    let mut parser = Parser::default();
+    let mut visible = Vec::new();
+    let mut at_input = Vec::new();
+    let mut sgr_end = vec![false; input.len()];
+    for (i, &b) in input.iter().enumerate() {
+        match parser.step(b) {
+            Byte::Visible => {
+                visible.push(b);
+                at_input.push(i);
+            }
+            Byte::SgrEnd => sgr_end[i] = true,
+            Byte::Escape => {}
+        }
+    }
+    // For each visible position, the occurrence starting there that names a span: the
+    // longest, and its owner.
+    let mut best: Vec<Option<(usize, usize)>> = vec![None; visible.len()];
     let mut owned: Vec<Vec<u8>> = Vec::new();
     for (index, (_, value)) in secrets.iter().enumerate() {
         for form in derived_forms(value) {
-            if owned.contains(&form) {
+            let form = escapes::strip(&form);
+            if form.len() < MIN_LEN || owned.contains(&form) {
                 continue;
             }
-            for (start, window) in input.windows(form.len()).enumerate() {
+            for (start, window) in visible.windows(form.len()).enumerate() {
                 if window == form.as_slice() && best[start].is_none_or(|(len, _)| len < form.len())
                 {
                     best[start] = Some((form.len(), index));
@@ -241,10 +356,10 @@ pub fn oracle(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
         }
     }
     let mut out = Vec::new();
+    let mut written = 0;
     let mut i = 0;
-    while i < input.len() {
+    while i < visible.len() {
         let Some((len, owner)) = best[i] else {
-            out.push(input[i]);
             i += 1;
             continue;
         };
@@ -257,9 +372,16 @@ pub fn oracle(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
             }
             j += 1;
         }
+        let (from, to) = (at_input[i], at_input[end - 1] + 1);
+        out.extend_from_slice(&input[written..from]);
         out.extend_from_slice(format!("[masked:{}]", secrets[owner].0).as_bytes());
+        if sgr_end[from..to].iter().any(|&s| s) {
+            out.extend_from_slice(b"\x1b[0m");
+        }
+        written = to;
         i = end;
     }
+    out.extend_from_slice(&input[written..]);
     out
 }
 
@@ -281,7 +403,7 @@ fn first_difference(got: &[u8], want: &[u8]) -> String {
 
 fn check(case: Case) {
     let secrets = make_secrets(&case.secrets, case.restricted);
-    let (input, cores) = render(&case.pieces, &secrets);
+    let (input, cores) = render(&case.pieces, &secrets, case.restricted);
     let sizes: Vec<usize> = case
         .sizes
         .iter()
@@ -314,7 +436,10 @@ fn check(case: Case) {
         reference_redact(&pairs, &input) == expected,
         "the library's reference_redact disagrees with the documented semantics"
     );
-    let streamed = stream(&redactor, &input, &sizes);
+    let streamed = match case.sides {
+        None => stream(&redactor, &input, &sizes),
+        Some(bits) => stream_split(&redactor, &input, &sizes, bits),
+    };
     if streamed != expected {
         panic!(
             "streamed in {sizes:?}: {}",
@@ -341,17 +466,21 @@ fn check(case: Case) {
         at = at.max(end);
     }
     unsecret.push(&input[at.min(input.len())..]);
-    for secret in &secrets {
-        for window in secret.windows(4).filter(|w| !w.contains(&b'\n')) {
-            if streamed.windows(4).any(|w| w == window)
+    // Escapes aside: a value coloured but not masked would show through them.
+    let visible = escapes::strip(&streamed);
+    for (index, secret) in secrets.iter().enumerate() {
+        for (offset, window) in secret.windows(4).enumerate() {
+            if window.contains(&b'\n') {
+                continue;
+            }
+            if let Some(pos) = visible.windows(4).position(|w| w == window)
                 && !unsecret
                     .iter()
                     .any(|part| part.windows(4).any(|w| w == window))
             {
                 panic!(
-                    "a 4-byte window {:?} of a secret survived: {:?}",
-                    String::from_utf8_lossy(window),
-                    String::from_utf8_lossy(&streamed)
+                    "the 4 bytes at offset {offset} of secret {index} survived at visible offset {pos} of {} output bytes",
+                    visible.len()
                 );
             }
         }

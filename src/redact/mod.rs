@@ -11,35 +11,103 @@
 //! occurrence that starts first (the longest, on a tie). Everything else passes through
 //! byte-exact.
 
+pub mod escapes;
 pub mod forms;
 mod stream;
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
+use aho_corasick::nfa::contiguous;
 use aho_corasick::{MatchKind, StartKind};
 use zeroize::Zeroizing;
 
 pub use forms::MIN_LEN;
-pub use stream::RedactWriter;
+pub use stream::{
+    IDLE_RELEASE, OutputWriter, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
+};
+
+/// Above this estimated DFA size the patterns go into aho-corasick's contiguous NFA instead:
+/// a DFA costs (states × byte classes × 4) bytes, about 85 KB per secret with every form, and
+/// thousands of secrets would need gigabytes; the NFA needs a few bytes per state and is
+/// slower only on output that walks deep into the trie.
+pub const DFA_MAX_BYTES: usize = 8 << 20;
+
+/// The bound for the DFA of pattern heads in front of the NFA (see [`Engine::Gated`]): heads
+/// of 5 to 8 bytes of a hundred secrets' forms fit, and a smaller table stays in cache.
+pub const HEAD_DFA_MAX_BYTES: usize = 3 << 20;
+
+/// The compiled automaton.
+pub(crate) enum Engine {
+    Dfa(DFA),
+    /// Too many states for a DFA: a DFA over the first `k` bytes of every pattern scans the
+    /// stream, and each complete head starts an anchored walk of the full NFA.
+    Gated(DFA, Box<Gate>),
+    Nfa(contiguous::NFA),
+}
+
+/// The full patterns behind a DFA of their heads.
+pub(crate) struct Gate {
+    /// Every pattern (same ids as the redactor's labels), walked anchored from a head's start.
+    pub(crate) full: contiguous::NFA,
+    /// For each head-DFA pattern: the full pattern it is, if that is no longer than `k`
+    /// (label, length), and whether it is the first `k` bytes of longer ones.
+    pub(crate) heads: Vec<Head>,
+    pub(crate) k: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Head {
+    pub(crate) complete: Option<(u32, u32)>,
+    pub(crate) head: bool,
+}
+
+/// The head lengths tried for a gated automaton, longest first (fewer false starts).
+const HEAD_LENGTHS: [usize; 5] = [8, 7, 6, 5, 4];
+
+/// Figures about a compiled redactor (for the benchmark).
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Secrets long enough to be masked.
+    pub secrets: usize,
+    /// Distinct patterns: every derived form of every secret.
+    pub patterns: usize,
+    /// Trie states (one per distinct prefix of a pattern).
+    pub states: usize,
+    /// "dfa" or "nfa".
+    pub engine: &'static str,
+    /// Heap bytes of the automaton.
+    pub memory: usize,
+    /// The longest pattern, in bytes (the most a writer may hold back).
+    pub max_len: usize,
+}
 
 /// A set of secrets to mask. Shared by the stdout and stderr pumps.
 ///
-/// The DFA is built on first use, or ahead of time by [`Redactor::prepare`] on another thread,
-/// so a run can start its command while the automaton is still being compiled.
+/// The automaton is built on first use, or ahead of time by [`Redactor::prepare`] on another
+/// thread, so a run can start its command while it is still being compiled.
 pub struct Redactor {
-    /// The forms to compile, taken (and wiped) when the DFA is built.
+    /// The forms to compile, taken (and wiped) when the automaton is built.
     patterns: Mutex<Vec<Zeroizing<Vec<u8>>>>,
     /// `None` once built when there is nothing to mask (no values, or all too short).
-    dfa: OnceLock<Option<DFA>>,
+    engine: OnceLock<Option<Engine>>,
     /// For each pattern, the index of the secret (and marker) it belongs to.
     labels: Vec<u32>,
     /// `[masked:NAME]` for each secret.
     markers: Vec<Vec<u8>>,
     /// The longest pattern: how far back a match can start.
     max_len: usize,
+    /// Trie states and distinct bytes over all patterns, to choose the automaton.
+    states: usize,
+    distinct_bytes: usize,
+    /// The DFA size bound ([`DFA_MAX_BYTES`] unless a test changes it).
+    dfa_max: usize,
+    /// A head length to use whatever the sizes (tests).
+    force_gate: Option<usize>,
 }
 
 impl Redactor {
@@ -63,7 +131,9 @@ impl Redactor {
             markers.push(format!("[masked:{name}]").into_bytes());
             for form in forms::derived_forms(value) {
                 let form = Zeroizing::new(form);
-                if seen.insert(form.to_vec()) {
+                // The matcher never sees escape sequences, so neither may the patterns.
+                let form = Zeroizing::new(escapes::strip(&form));
+                if form.len() >= MIN_LEN && seen.insert(form.to_vec()) {
                     patterns.push(form);
                     labels.push(label);
                 }
@@ -73,37 +143,131 @@ impl Redactor {
             zeroize::Zeroize::zeroize(&mut key);
         }
         let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let (states, distinct_bytes) = trie_size(patterns.iter().map(|p| p.as_slice()));
         let redactor = Redactor {
             patterns: Mutex::new(patterns),
-            dfa: OnceLock::new(),
+            engine: OnceLock::new(),
             labels,
             markers,
             max_len,
+            states,
+            distinct_bytes,
+            dfa_max: DFA_MAX_BYTES,
+            force_gate: None,
         };
         (redactor, too_short)
     }
 
-    /// Compiles the DFA now (idempotent; concurrent callers wait for one build).
-    pub fn prepare(&self) {
-        self.dfa();
+    /// Sets the DFA size bound (0: always the NFA), for tests of both automata.
+    #[doc(hidden)]
+    pub fn with_dfa_limit(mut self, bytes: usize) -> Self {
+        self.dfa_max = bytes;
+        self
     }
 
-    pub(crate) fn dfa(&self) -> Option<&DFA> {
-        self.dfa
+    /// Uses the gated automaton with heads of `k` bytes, for tests of it.
+    #[doc(hidden)]
+    pub fn with_gate(mut self, k: usize) -> Self {
+        self.force_gate = Some(k.max(MIN_LEN));
+        self
+    }
+
+    /// Compiles the automaton now (idempotent; concurrent callers wait for one build).
+    pub fn prepare(&self) {
+        self.engine();
+    }
+
+    pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.engine
             .get_or_init(|| {
                 let patterns =
                     std::mem::take(&mut *self.patterns.lock().unwrap_or_else(|p| p.into_inner()));
-                (!patterns.is_empty()).then(|| {
-                    DFA::builder()
-                        .match_kind(MatchKind::Standard)
-                        .start_kind(StartKind::Unanchored)
-                        .prefilter(false)
-                        .byte_classes(true)
-                        .build(patterns.iter().map(|p| p.as_slice()))
-                        .expect("a DFA over at most a few thousand patterns always builds")
+                if patterns.is_empty() {
+                    return None;
+                }
+                // Byte classes: at most one per distinct byte, plus one for all the others.
+                let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
+                if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
+                    return Some(Engine::Dfa(
+                        DFA::builder()
+                            .match_kind(MatchKind::Standard)
+                            .start_kind(StartKind::Unanchored)
+                            .prefilter(false)
+                            .byte_classes(true)
+                            .build(patterns.iter().map(|p| p.as_slice()))
+                            .expect("a DFA under DFA_MAX_BYTES always builds"),
+                    ));
+                }
+                let full = contiguous::NFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .byte_classes(true)
+                    .build(patterns.iter().map(|p| p.as_slice()))
+                    .expect("an NFA over the forms of at most a few thousand secrets builds");
+                let k = self.force_gate.or_else(|| {
+                    HEAD_LENGTHS.into_iter().find(|&k| {
+                        let (states, distinct) =
+                            trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
+                        states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
+                    })
+                });
+                Some(match k {
+                    Some(k) => self.gated(&patterns, full, k),
+                    None => Engine::Nfa(full),
                 })
             })
             .as_ref()
+    }
+
+    /// A DFA of the first `k` bytes of each pattern in front of the full NFA.
+    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], full: contiguous::NFA, k: usize) -> Engine {
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut heads: Vec<Head> = Vec::new();
+        for (id, p) in patterns.iter().enumerate() {
+            let head = &p[..p.len().min(k)];
+            let at = *index.entry(head.to_vec()).or_insert_with(|| {
+                heads.push(Head::default());
+                heads.len() - 1
+            });
+            if p.len() <= k {
+                heads[at].complete = Some((self.labels[id], p.len() as u32));
+            } else {
+                heads[at].head = true;
+            }
+        }
+        let mut keys: Vec<(Vec<u8>, usize)> = index.drain().collect();
+        keys.sort_unstable_by_key(|(_, at)| *at);
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
+            .byte_classes(true)
+            .build(keys.iter().map(|(h, _)| h.as_slice()))
+            .expect("a DFA of heads under the bound always builds");
+        for (mut key, _) in keys {
+            zeroize::Zeroize::zeroize(&mut key);
+        }
+        Engine::Gated(dfa, Box::new(Gate { full, heads, k }))
+    }
+
+    /// Figures about the compiled automaton (compiles it).
+    pub fn stats(&self) -> Stats {
+        let (engine, memory) = match self.engine() {
+            None => ("none", 0),
+            Some(Engine::Dfa(a)) => ("dfa", a.memory_usage()),
+            Some(Engine::Gated(a, g)) => {
+                ("gated dfa+nfa", a.memory_usage() + g.full.memory_usage())
+            }
+            Some(Engine::Nfa(a)) => ("nfa", a.memory_usage()),
+        };
+        Stats {
+            secrets: self.markers.len(),
+            patterns: self.labels.len(),
+            states: self.states,
+            engine,
+            memory,
+            max_len: self.max_len,
+        }
     }
 
     /// Whether anything will be masked.
@@ -114,7 +278,25 @@ impl Redactor {
     /// A writer that masks everything written through it into `out`. Call
     /// [`RedactWriter::finish`] at the end of the stream to release held-back bytes.
     pub fn writer<W: Write>(&self, out: W) -> RedactWriter<'_, W> {
-        RedactWriter::new(self, out)
+        RedactWriter::new(stream::RRef::Borrowed(self), Plain::new(out))
+    }
+
+    /// One stream written from two sides, each output byte going back to the writer of the
+    /// side its input came from (a marker: that of its span's first byte). See
+    /// [`Redactor::output_writers`].
+    pub fn split_writer<W: Write>(&self, outs: [W; 2]) -> SplitWriter<'_, W> {
+        let [a, b] = outs;
+        StreamWriter::new(stream::RRef::Borrowed(self), Split::new([Some(a), Some(b)]))
+    }
+
+    /// Writers for a command's stdout and stderr, going to `sinks` (our fd 1 and fd 2).
+    ///
+    /// When both sinks are the same file, pipe or terminal (same device and inode), as in a
+    /// CI log, the two writers mask ONE stream in the order the writes reach them, each byte
+    /// still going to the sink it was written for, so a value split across stdout and stderr
+    /// is masked. Otherwise each masks its own stream.
+    pub fn output_writers(self: &Arc<Self>, sinks: [Option<File>; 2]) -> [Option<OutputWriter>; 2] {
+        stream::output_writers(self, sinks)
     }
 
     /// Masks a whole buffer.
@@ -125,9 +307,32 @@ impl Redactor {
     }
 }
 
+/// The number of trie states (distinct prefixes, the root included) and of distinct bytes.
+fn trie_size<'a>(patterns: impl Iterator<Item = &'a [u8]>) -> (usize, usize) {
+    let mut sorted: Vec<&[u8]> = patterns.collect();
+    sorted.sort_unstable();
+    let mut states = 1;
+    let mut bytes = [false; 256];
+    let mut previous: &[u8] = &[];
+    for p in sorted {
+        let shared = p.iter().zip(previous).take_while(|(a, b)| a == b).count();
+        states += p.len() - shared;
+        for &b in &p[shared..] {
+            bytes[usize::from(b)] = true;
+        }
+        previous = p;
+    }
+    (states, bytes.iter().filter(|&&b| b).count())
+}
+
 /// A deliberately simple whole-buffer implementation of the same semantics, built from the same
 /// derived forms: the oracle for the streaming writer in tests and fuzzing. Built only for
 /// them (the `testing` feature): it is no part of the product.
+///
+/// Escape sequences (see [`escapes`]) are invisible to matching: forms are matched against the
+/// visible bytes, a match's span runs from its first to its last visible byte in the input
+/// (escapes in between included), and a marker whose span held an SGR sequence is followed by
+/// `ESC[0m`.
 #[cfg(any(test, feature = "testing"))]
 pub fn reference_redact(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
     let mut patterns: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -138,19 +343,35 @@ pub fn reference_redact(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
             continue;
         }
         for form in forms::derived_forms(value) {
-            if !patterns.iter().any(|(p, _)| *p == form) {
+            let form = escapes::strip(&form);
+            if form.len() >= MIN_LEN && !patterns.iter().any(|(p, _)| *p == form) {
                 patterns.push((form, label));
             }
         }
         names.push(*name);
         label += 1;
     }
-    // Every occurrence: (start, end, label).
+    // The visible bytes, where each sits in the input, and where SGR sequences end.
+    let mut parser = escapes::Parser::default();
+    let mut visible = Vec::new();
+    let mut at = Vec::new();
+    let mut sgr_ends = Vec::new();
+    for (i, &b) in input.iter().enumerate() {
+        match parser.step(b) {
+            escapes::Byte::Visible => {
+                visible.push(b);
+                at.push(i);
+            }
+            escapes::Byte::SgrEnd => sgr_ends.push(i),
+            escapes::Byte::Escape => {}
+        }
+    }
+    // Every occurrence: (start, end, label), in input offsets.
     let mut found: Vec<(usize, usize, usize)> = Vec::new();
     for (pattern, label) in &patterns {
-        for start in 0..input.len() {
-            if input[start..].starts_with(pattern) {
-                found.push((start, start + pattern.len(), *label));
+        for start in 0..visible.len() {
+            if visible[start..].starts_with(pattern) {
+                found.push((at[start], at[start + pattern.len() - 1] + 1, *label));
             }
         }
     }
@@ -167,11 +388,18 @@ pub fn reference_redact(secrets: &[(&str, &[u8])], input: &[u8]) -> Vec<u8> {
         }
         out.extend_from_slice(&input[at..start]);
         out.extend_from_slice(format!("[masked:{}]", names[label]).as_bytes());
+        if sgr_ends.iter().any(|&e| start <= e && e < end) {
+            out.extend_from_slice(SGR_RESET);
+        }
         at = end;
     }
     out.extend_from_slice(&input[at..]);
     out
 }
+
+/// Written after a marker whose span held a colour change, so the line goes on uncoloured
+/// rather than in whatever colour the span left behind.
+pub const SGR_RESET: &[u8] = b"\x1b[0m";
 
 #[cfg(test)]
 mod tests {

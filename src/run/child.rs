@@ -1,8 +1,9 @@
 //! Running the command: its environment, its output pumps, its exit status.
 //!
 //! The command inherits stdin untouched. When redacting, its stdout and stderr are pipes, each
-//! drained by one pump thread through its own [`RedactWriter`] straight to our fd 1 / fd 2
-//! (unbuffered, so a prompt without a newline shows at once). The exit code is the command's,
+//! drained by one pump thread through an [`OutputWriter`] straight to our fd 1 / fd 2
+//! (unbuffered, so a prompt without a newline shows at once); when fd 1 and fd 2 are the same
+//! file, the two writers mask one stream (see [`Redactor::output_writers`]). The exit code is the command's,
 //! or 128+N when signal N killed it.
 
 use std::ffi::{OsStr, OsString};
@@ -24,7 +25,7 @@ use zeroize::Zeroize;
 use super::pre_exec;
 use super::signals::Signals;
 use crate::error::{Error, UsageError, exit};
-use crate::redact::Redactor;
+use crate::redact::{OutputWriter, Redactor};
 
 /// How long the pumps wait for more output once the command has exited and the pipes are idle:
 /// a background process it left behind may hold them open forever.
@@ -76,24 +77,23 @@ pub(crate) fn run(launch: Launch<'_>, signals: &Signals) -> Result<u8, Error> {
     let exited: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
     let mut pumps: Vec<JoinHandle<io::Result<()>>> = Vec::new();
     if let Some(redactor) = &launch.redactor {
-        let outputs: [(Option<OwnedFd>, io::Result<OwnedFd>); 2] = [
-            (
-                child.stdout.take().map(OwnedFd::from),
-                io::stdout().as_fd().try_clone_to_owned(),
-            ),
-            (
-                child.stderr.take().map(OwnedFd::from),
-                io::stderr().as_fd().try_clone_to_owned(),
-            ),
+        let sinks = [
+            io::stdout().as_fd().try_clone_to_owned(),
+            io::stderr().as_fd().try_clone_to_owned(),
         ];
-        for (source, sink) in outputs {
-            let (Some(source), Ok(sink)) = (source, sink) else {
+        let writers = redactor.output_writers(sinks.map(|s| s.ok().map(File::from)));
+        let sources = [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ];
+        for (source, writer) in sources.into_iter().zip(writers) {
+            let (Some(source), Some(writer)) = (source, writer) else {
                 continue;
             };
-            let (redactor, exited) = (Arc::clone(redactor), Arc::clone(&exited));
+            let exited = Arc::clone(&exited);
             let pump = std::thread::Builder::new()
                 .name("pump".into())
-                .spawn(move || pump(source, File::from(sink), &redactor, &exited))
+                .spawn(move || pump(source, writer, &exited))
                 .map_err(|e| Error::os("cannot start an output thread", e))?;
             pumps.push(pump);
         }
@@ -140,21 +140,23 @@ fn wait_for_exit(pid: Pid) {
     while let Err(Errno::INTR) = rustix::process::waitid(WaitId::Pid(pid), options) {}
 }
 
-/// Copies `source` to `sink` through the redactor until EOF, or until the pipe has been idle
+/// Copies `source` through `writer` (the redactor) until EOF, or until the pipe has been idle
 /// for a moment after the command exited.
-fn pump(
-    source: OwnedFd,
-    sink: File,
-    redactor: &Redactor,
-    exited: &OnceLock<Instant>,
-) -> io::Result<()> {
+fn pump(source: OwnedFd, mut writer: OutputWriter, exited: &OnceLock<Instant>) -> io::Result<()> {
     // Failure only means the default size stays.
     let _ = rustix::pipe::fcntl_setpipe_size(&source, PIPE_SIZE);
     let mut source = File::from(source);
-    let mut writer = redactor.writer(sink);
     let mut buf = vec![0u8; 1 << 18];
     let result = loop {
         if !readable(&source, Duration::from_millis(50)) {
+            // 50 ms without output: a held tail under 4 bytes (a prompt's end) goes out.
+            if let Err(e) = writer.idle() {
+                break if e.kind() == io::ErrorKind::BrokenPipe {
+                    Ok(())
+                } else {
+                    Err(e)
+                };
+            }
             match exited.get() {
                 Some(at) if at.elapsed() >= DRAIN_IDLE => break Ok(()),
                 _ => continue,

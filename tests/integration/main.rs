@@ -21,5 +21,6 @@ mod load;
 mod pipe;
 mod public;
 mod redact_property;
+mod redact_real_tools;
 mod run;
 mod vault;

@@ -248,6 +248,116 @@ fn a_prompt_without_newline_appears_at_once() {
     let _ = child.wait();
 }
 
+/// A test dir whose `stepsecret.toml` expands 100 sealed secrets of mixed shapes (tokens,
+/// passwords with symbols and spaces, hex, base64-like), generated deterministically.
+fn hundred_secrets() -> Test {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut pick = |alphabet: &[u8], n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % alphabet.len() as u64) as usize] as char
+            })
+            .collect()
+    };
+    let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut dotenv = String::new();
+    for i in 0..100 {
+        let value = match i % 4 {
+            0 => format!("tok_{}", pick(alnum, 32)),
+            1 => format!(
+                "{} {}!",
+                pick(b"abcdefghijkmnpqrstuvwxyz-_.@%^*+", 12),
+                pick(alnum, 6)
+            ),
+            2 => pick(b"0123456789abcdef", 40),
+            _ => pick(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                44,
+            ),
+        };
+        dotenv.push_str(&format!("S{i}=\"{value}\"\n"));
+    }
+    let key = AgeKey::generate();
+    Test::new()
+        .file("s.env.age", key.seal(dotenv.as_bytes(), false))
+        .file("stepsecret.toml", "[expand]\n\"\" = \"age://s.env.age\"\n")
+        .env("STEPSECRET_AGE_IDENTITY", key.secret())
+}
+
+#[test]
+fn a_prompt_appears_within_100_ms_with_100_secrets_loaded() {
+    // With 100 secrets' hex and base64 forms, the prompt's last characters could begin some
+    // form: they are held, then written after 50 ms without output.
+    let t = hundred_secrets();
+    let mut child = t
+        .command()
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.5; date +%s%N > printed; printf 'Ready on :8080'; sleep 5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.ends_with(b"Ready on :8080") {
+                let _ = tx.send(std::time::SystemTime::now());
+            }
+        }
+    });
+    let seen = rx.recv_timeout(Duration::from_secs(4));
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = seen.expect("the whole prompt appeared");
+    let printed: u64 = std::fs::read_to_string(t.path().join("printed"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let printed = std::time::UNIX_EPOCH + Duration::from_nanos(printed);
+    let latency = seen.duration_since(printed).unwrap_or_default();
+    assert!(
+        latency < Duration::from_millis(100),
+        "the prompt took {latency:?}"
+    );
+}
+
+#[test]
+fn a_value_split_between_stdout_and_stderr_in_one_log_is_masked() {
+    // fd 1 and fd 2 of stepsecret are one pipe, as in a CI log: one stream.
+    let t = age_test();
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut child = t
+        .command()
+        .args(sh(
+            "printf '%s' \"out ${TOKEN%????????}\"; sleep 0.2; printf '%s\\n' \"${TOKEN#????????} err\" >&2",
+        ))
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(out, b"out [masked:TOKEN] err\n");
+}
+
 #[test]
 fn stdin_is_inherited_untouched() {
     age_test()
