@@ -165,14 +165,16 @@ www=$tmp/www
 asset=stepsecret-x86_64-unknown-linux-musl
 arm_asset=stepsecret-aarch64-unknown-linux-musl
 mkdir -p "$www/good" "$www/bad" "$www/nosum" "$www/othername"
-for dir in good bad nosum othername; do cp "$bin" "$www/$dir/$asset"; done
-cp "$bin" "$www/good/$arm_asset"
+# One snapshot of the binary, so every copy is the same file even if a build replaces $bin.
+cp "$bin" "$www/snapshot"
+for dir in good bad nosum othername; do cp "$www/snapshot" "$www/$dir/$asset"; done
+cp "$www/snapshot" "$www/good/$arm_asset"
 (cd "$www/good" && sha256sum "$asset" >"$asset.sha256" && sha256sum "$arm_asset" >"$arm_asset.sha256")
 printf '%s  %s\n' "$(printf 'not the binary' | sha256sum | cut -d' ' -f1)" "$asset" >"$www/bad/$asset.sha256"
 printf '%s  %s\n' "$(cut -d' ' -f1 "$www/good/$asset.sha256")" "$arm_asset" >"$www/othername/$asset.sha256"
 # A compromised release host: another binary, and a .sha256 that matches it.
 mkdir -p "$www/tampered"
-cp "$bin" "$www/tampered/$asset"
+cp "$www/snapshot" "$www/tampered/$asset"
 printf 'tampered' >>"$www/tampered/$asset"
 (cd "$www/tampered" && sha256sum "$asset" >"$asset.sha256")
 # install.sh as the release packs it: this version's digests written in.
