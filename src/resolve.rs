@@ -391,6 +391,19 @@ fn select(
                 .document
                 .expand_at(&selector)
                 .map_err(SourceError::not_found)?;
+            let mut named: BTreeMap<String, &str> = BTreeMap::new();
+            for (key, _) in &pairs {
+                let name = expanded_name(prefix, key);
+                if let Some(first) = named.insert(name.clone(), key) {
+                    let (a, b) = (
+                        member(&entry.reference.location, first),
+                        member(&entry.reference.location, key),
+                    );
+                    return Err(SourceError::config(format!(
+                        "{a} and {b} would both become {name}; rename one of them or expand them separately"
+                    )));
+                }
+            }
             pairs
                 .into_iter()
                 .map(|(key, value)| {
@@ -407,6 +420,15 @@ fn select(
                 })
                 .collect()
         }
+    }
+}
+
+/// One member of an expansion, for a message: a Parameter Store path's parameter by its full
+/// name, else the document's key.
+fn member(location: &Location, key: &str) -> String {
+    match location {
+        Location::Ssm(ssm) if ssm.path => format!("parameter `{}/{key}`", ssm.name),
+        _ => format!("key `{key}`"),
     }
 }
 

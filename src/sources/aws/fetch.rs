@@ -475,7 +475,7 @@ async fn describe(client: &aws_sdk_secretsmanager::Client, id: &str) -> Vec<(Str
 }
 
 /// STS GetCallerIdentity, for `check`: who the credentials belong to.
-async fn caller(sts: &aws_sdk_sts::Client) -> Vec<(String, String)> {
+pub(super) async fn caller(sts: &aws_sdk_sts::Client) -> Vec<(String, String)> {
     match sts.get_caller_identity().send().await {
         Ok(who) => [
             ("account", who.account),
