@@ -1,0 +1,232 @@
+//! The aws-ssm:// source end to end: the real binary, a real moto server (which serves SSM
+//! Parameter Store) and the AWS proxy in front of it, which counts calls and, for throttling
+//! moto cannot produce, answers in its place.
+//!
+//! Every test asserts that no parameter value appears in stepsecret's output; the child checks
+//! its values itself (`expect_env`), so they are never printed.
+
+#![cfg(feature = "aws")]
+
+use serde_json::json;
+
+use crate::aws::{Aws, REGION, expect_env, run_sh, unique};
+use crate::support::moto::ParametersApi;
+use crate::support::proxy::aws::{Fault, Rule};
+
+fn api(aws: &Aws) -> ParametersApi {
+    aws.moto.parameters(REGION)
+}
+
+/// The names each GetParameters call asked for.
+fn get_parameters_calls(aws: &Aws) -> Vec<Vec<String>> {
+    aws.proxy
+        .calls_to("GetParameters")
+        .iter()
+        .map(|c| {
+            c.json()["Names"]
+                .as_array()
+                .expect("Names")
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_type_versions_labels_and_json_keys() {
+    let aws = Aws::start();
+    let api = api(&aws);
+    let plain = unique("plain");
+    let secure = unique("secure");
+    let list = format!("{},{}", unique("one"), unique("two"));
+    let (old, new) = (unique("old"), unique("new"));
+    let password = unique("json-password");
+    api.put("/ci/plain", "String", &plain);
+    api.put("/ci/secure", "SecureString", &secure);
+    api.put("/ci/list", "StringList", &list);
+    let v1 = api.put("/ci/rotating", "SecureString", &old);
+    let v2 = api.put("/ci/rotating", "SecureString", &new);
+    assert_eq!((v1, v2), (1, 2));
+    api.label("/ci/rotating", 1, &["blue"]);
+    api.put(
+        "/ci/config",
+        "SecureString",
+        &json!({"db": {"password": password}, "user": "app"}).to_string(),
+    );
+
+    let spec = "[env]\n\
+        PLAIN = \"aws-ssm:///ci/plain\"\n\
+        SECURE = \"aws-ssm:///ci/secure\"\n\
+        LIST = \"aws-ssm:///ci/list\"\n\
+        CURRENT = \"aws-ssm:///ci/rotating\"\n\
+        FIRST = \"aws-ssm:///ci/rotating?version=1\"\n\
+        SECOND = \"aws-ssm:///ci/rotating?version=2\"\n\
+        BLUE = \"aws-ssm:///ci/rotating?label=blue\"\n\
+        DB_PASSWORD = \"aws-ssm:///ci/config#/db/password\"\n\
+        DB_USER = \"aws-ssm:///ci/config#user\"\n";
+    let t = aws.test().file("stepsecret.toml", spec);
+    let script = expect_env(&[
+        ("PLAIN", &plain),
+        ("SECURE", &secure),
+        ("LIST", &list),
+        ("CURRENT", &new),
+        ("FIRST", &old),
+        ("SECOND", &new),
+        ("BLUE", &old),
+        ("DB_PASSWORD", &password),
+        ("DB_USER", "app"),
+    ]);
+    let values = [&plain, &secure, &list, &old, &new, &password];
+    let values: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+    run_sh(&t, &[], &script).code(0).leaks_none(&values);
+
+    // Three selectors of one name never share a call; everything else is batched.
+    let calls = get_parameters_calls(&aws);
+    assert!(calls.iter().all(|names| names.len() <= 10), "{calls:?}");
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    for call in &aws.proxy.calls_to("GetParameters") {
+        assert_eq!(call.json()["WithDecryption"], true);
+    }
+    aws.assert_no_imds();
+
+    // check shows each version, and when it was last modified (its age).
+    let check = aws
+        .test()
+        .args([
+            "check",
+            "-s",
+            "CURRENT=aws-ssm:///ci/rotating",
+            "-s",
+            "BLUE=aws-ssm:///ci/rotating?label=blue",
+        ])
+        .run();
+    check.code(0).leaks_none(&values);
+    assert!(check.stdout.contains("type=SecureString"), "{check:#?}");
+    assert!(check.stdout.contains(" old)"), "{check:#?}");
+    assert_eq!(aws.proxy.count("GetCallerIdentity"), 1);
+}
+
+#[test]
+fn a_path_with_more_than_ten_parameters_is_paged_and_expanded() {
+    let aws = Aws::start();
+    let api = api(&aws);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for i in 0..12 {
+        let value = unique(&format!("path-{i}"));
+        api.put(&format!("/app/ci/key{i:02}"), "SecureString", &value);
+        pairs.push((format!("APP_KEY{i:02}"), value));
+    }
+    let host = unique("host");
+    api.put("/app/ci/db-host.name", "String", &host);
+    pairs.push(("APP_DB_HOST_NAME".into(), host));
+    // Not directly under the path: not recursive.
+    let deep = unique("deep");
+    api.put("/app/ci/nested/deep", "String", &deep);
+
+    let spec = "[expand]\nAPP_ = \"aws-ssm:///app/ci/*\"\n";
+    let t = aws.test().file("stepsecret.toml", spec);
+    let expected: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let script = format!(
+        "{}[ -z \"${{APP_DEEP:-}}\" ] || exit 4\n",
+        expect_env(&expected)
+    );
+    let mut values: Vec<&str> = pairs.iter().map(|(_, v)| v.as_str()).collect();
+    values.push(&deep);
+    run_sh(&t, &[], &script).code(0).leaks_none(&values);
+
+    let pages = aws.proxy.calls_to("GetParametersByPath");
+    assert!(pages.len() >= 2, "{} pages", pages.len());
+    for page in &pages {
+        let body = page.json();
+        assert_eq!(body["Path"], "/app/ci");
+        assert_eq!(body["Recursive"], false);
+        assert_eq!(body["WithDecryption"], true);
+    }
+    assert_eq!(aws.proxy.count("GetParameters"), 0);
+}
+
+#[test]
+fn missing_parameters_versions_and_labels_fail_naming_the_variable() {
+    let aws = Aws::start();
+    let api = api(&aws);
+    let value = unique("present");
+    api.put("/miss/present", "String", &value);
+    let out = run_sh(
+        &aws.test(),
+        &[
+            "-s",
+            "PRESENT=aws-ssm:///miss/present",
+            "-s",
+            "GONE=aws-ssm:///miss/gone",
+            "-s",
+            "OLD=aws-ssm:///miss/present?version=7",
+            "-s",
+            "GREEN=aws-ssm:///miss/present?label=green",
+        ],
+        "exit 0",
+    );
+    out.code(69)
+        .leaks_none(&[&value])
+        .stderr_contains("GONE")
+        .stderr_contains("/miss/gone")
+        .stderr_contains("OLD")
+        .stderr_contains("/miss/present:7")
+        .stderr_contains("GREEN")
+        .stderr_contains("InvalidParameters");
+    assert!(!out.stderr.contains("PRESENT"), "{out:#?}");
+}
+
+#[test]
+fn an_expansion_that_names_two_parameters_alike_fails_naming_both() {
+    let aws = Aws::start();
+    let api = api(&aws);
+    let (a, b) = (unique("dash"), unique("dot"));
+    api.put("/clash/db-host", "String", &a);
+    api.put("/clash/db.host", "String", &b);
+    let t = aws.test().file(
+        "stepsecret.toml",
+        "[expand]\nDB_ = \"aws-ssm:///clash/*\"\n",
+    );
+    let out = run_sh(&t, &[], "exit 0");
+    out.code(78)
+        .leaks_none(&[&a, &b])
+        .stderr_contains("parameter `/clash/db-host`")
+        .stderr_contains("parameter `/clash/db.host`")
+        .stderr_contains("DB_DB_HOST");
+}
+
+#[test]
+fn throttling_is_retried_and_a_denied_path_names_the_permission() {
+    let aws = Aws::start();
+    let api = api(&aws);
+    let value = unique("throttled");
+    api.put("/slow/key", "SecureString", &value);
+    aws.proxy
+        .inject(Rule::new("GetParameters", Fault::Throttle).times(3));
+    run_sh(
+        &aws.test(),
+        &["-s", "KEY=aws-ssm:///slow/key"],
+        &expect_env(&[("KEY", &value)]),
+    )
+    .code(0)
+    .leaks_none(&[&value]);
+    assert_eq!(
+        aws.proxy.count("GetParameters"),
+        4,
+        "3 throttled, then moto"
+    );
+
+    aws.proxy
+        .inject(Rule::new("GetParametersByPath", Fault::AccessDenied));
+    let t = aws
+        .test()
+        .file("stepsecret.toml", "[expand]\nS_ = \"aws-ssm:///slow/*\"\n");
+    run_sh(&t, &[], "exit 0")
+        .code(77)
+        .leaks_none(&[&value])
+        .stderr_contains("ssm:GetParametersByPath");
+}
