@@ -230,3 +230,37 @@ fn throttling_is_retried_and_a_denied_path_names_the_permission() {
         .leaks_none(&[&value])
         .stderr_contains("ssm:GetParametersByPath");
 }
+
+#[test]
+fn the_audit_record_has_the_version_date_and_hmac_never_the_value() {
+    let aws = Aws::start();
+    let value = unique("audited");
+    api(&aws).put("/audit/key", "SecureString", &value);
+    let key = "an-audit-key-of-32-bytes-or-more!";
+    let t = aws.test().env("STEPSECRET_AUDIT_KEY", key);
+    let log = t.path().join("audit.jsonl");
+    let log_arg = log.to_str().unwrap().to_string();
+    run_sh(
+        &t,
+        &["--audit-log", &log_arg, "-s", "KEY=aws-ssm:///audit/key"],
+        "exit 0",
+    )
+    .code(0)
+    .leaks_none(&[&value]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(&value), "the audit log holds the value");
+    let record: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let var = &record["variables"][0];
+    assert_eq!(var["name"], "KEY");
+    assert_eq!(var["backend"], "aws-ssm");
+    assert_eq!(var["reference"], "aws-ssm:///audit/key");
+    assert_eq!(var["version"], "1");
+    assert!(
+        var["created"].as_str().is_some_and(|d| d.ends_with('Z')),
+        "{var}"
+    );
+    assert_eq!(
+        var["hmac_sha256"].as_str().unwrap(),
+        stepsecret::audit::hmac_hex(key.as_bytes(), value.as_bytes())
+    );
+}
