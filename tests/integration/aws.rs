@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 pub(crate) const REGION: &str = "us-east-1";
-const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";
+pub(crate) const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";
 
 /// moto with the proxy in front of it.
 pub(crate) struct Aws {
@@ -122,7 +122,7 @@ pub(crate) fn run_sh(test: &Test, extra: &[&str], script: &str) -> Output {
 }
 
 /// An unsigned JWT with these claims (moto does not verify it; the test checks it arrives).
-fn jwt(claims: Value) -> String {
+pub(crate) fn jwt(claims: Value) -> String {
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
     format!(
         "{}.{}.{}",

@@ -9,9 +9,12 @@
 
 use serde_json::json;
 
-use crate::aws::{Aws, REGION, expect_env, run_sh, unique};
+use std::time::{Duration, Instant};
+
+use crate::aws::{Aws, REGION, ROLE, expect_env, jwt, run_sh, unique};
 use crate::support::moto::ParametersApi;
 use crate::support::proxy::aws::{Fault, Rule};
+use crate::support::ran_marker;
 
 fn api(aws: &Aws) -> ParametersApi {
     aws.moto.parameters(REGION)
@@ -262,5 +265,73 @@ fn the_audit_record_has_the_version_date_and_hmac_never_the_value() {
     assert_eq!(
         var["hmac_sha256"].as_str().unwrap(),
         stepsecret::audit::hmac_hex(key.as_bytes(), value.as_bytes())
+    );
+}
+
+#[test]
+fn web_identity_from_the_ci_token_signs_the_parameter_calls() {
+    let aws = Aws::start();
+    let value = unique("ssm-deploy");
+    api(&aws).put("/ci/deploy", "SecureString", &value);
+    let token = jwt(json!({
+        "iss": "https://oidc.circleci.com/org/0f5a3b5c-1111-2222-3333-444455556666",
+        "aud": "0f5a3b5c-1111-2222-3333-444455556666",
+        "sub": "org/0f5a3b5c-1111-2222-3333-444455556666/project/7c1e/user/9d2f",
+        "exp": 4_102_444_800u64
+    }));
+    let t = aws
+        .bare()
+        .env("CIRCLECI", "true")
+        .env("CIRCLE_BUILD_NUM", "77")
+        .env("CIRCLE_OIDC_TOKEN_V2", &token)
+        .env("AWS_ROLE_ARN", ROLE);
+    let script = format!(
+        "{}[ -z \"${{CIRCLE_OIDC_TOKEN_V2+set}}\" ] || exit 4",
+        expect_env(&[("DEPLOY", &value)])
+    );
+    run_sh(&t, &["-s", "DEPLOY=aws-ssm:///ci/deploy"], &script)
+        .code(0)
+        .leaks_none(&[&value, &token]);
+    let sts = aws.proxy.calls_to("AssumeRoleWithWebIdentity");
+    assert_eq!(sts.len(), 1, "one AssumeRoleWithWebIdentity");
+    assert_eq!(
+        sts[0].form().get("RoleSessionName").map(String::as_str),
+        Some("stepsecret-circleci-77")
+    );
+    let calls = aws.proxy.calls_to("GetParameters");
+    assert_eq!(calls.len(), 1);
+    let key = calls[0].access_key().unwrap();
+    assert!(
+        key.starts_with("ASIA"),
+        "signed with {key}, not the assumed role"
+    );
+    aws.assert_no_imds();
+}
+
+#[test]
+fn a_throttling_storm_past_the_deadline_gives_up_with_75() {
+    let aws = Aws::start();
+    let value = unique("never-fetched");
+    api(&aws).put("/storm/forever", "String", &value);
+    aws.proxy
+        .inject(Rule::new("GetParameters", Fault::Throttle));
+    let t = aws.test();
+    let (marker, touch) = ran_marker(&t);
+    let started = Instant::now();
+    let out = run_sh(
+        &t,
+        &["--timeout", "2s", "-s", "F=aws-ssm:///storm/forever"],
+        &touch,
+    );
+    let took = started.elapsed();
+    out.code(75)
+        .stderr_contains("F (aws-ssm:///storm/forever): ")
+        .stderr_contains("deadline")
+        .leaks_none(&[&value]);
+    assert!(!marker.exists());
+    assert!(took < Duration::from_millis(4500), "gave up after {took:?}");
+    assert!(
+        aws.proxy.count("GetParameters") >= 3,
+        "retried before giving up"
     );
 }
