@@ -395,7 +395,7 @@ pub enum ReferenceError {
     AgeNoFile { raw: String },
     /// `aws-ssm://` naming no valid parameter.
     #[error(
-        "`{raw}` does not name a parameter: write aws-ssm:///PATH/NAME (letters, digits and /_.- only, starting with /, at most 2048), or aws-ssm:///PATH/* in [expand]"
+        "`{raw}` does not name a parameter: write aws-ssm:///PATH/NAME (letters, digits and /_.- only, at most 2048; a name in a hierarchy starts with /), or aws-ssm:///PATH/* in [expand]"
     )]
     SsmBadName { raw: String },
     /// `aws-ssm://` with both `?version=` and `?label=`.
@@ -691,15 +691,19 @@ fn ssm_location(raw: &str, body: &str, params: &Params<'_>) -> Result<SsmLocatio
         Some(path) => (path, true),
         None => (body, false),
     };
-    // A path of `/*` is the root: its name is empty, and GetParametersByPath takes `/`.
+    // A path of `/*` is the root: its name is empty, and GetParametersByPath takes `/`. A
+    // name in a hierarchy starts with `/` (AWS refuses `prod/db`); one outside any hierarchy
+    // (`db_password`) has no `/` at all, and is no path.
+    let well_formed = !name.is_empty()
+        && name.len() <= 2048
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
     let valid = (path && name.is_empty())
-        || (name.starts_with('/')
-            && name.len() <= 2048
-            && !name.ends_with('/')
-            && !name.contains("//")
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b)));
+        || (well_formed && name.starts_with('/'))
+        || (well_formed && !path && !name.contains('/'));
     if !valid {
         return Err(ReferenceError::SsmBadName {
             raw: raw.to_string(),
@@ -980,8 +984,15 @@ mod tests {
 
     #[test]
     fn ssm_rejects_what_does_not_apply() {
+        let top = parse("aws-ssm://db_password");
+        let Location::Ssm(loc) = &top.location else {
+            panic!()
+        };
+        assert_eq!(loc.name, "db_password");
+        assert_eq!(top.location.to_string(), "aws-ssm://db_password");
         for bad in [
             "aws-ssm://prod/app/x",
+            "aws-ssm://prod/*",
             "aws-ssm://",
             "aws-ssm:///prod/app/",
             "aws-ssm:///prod//x",

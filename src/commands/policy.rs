@@ -429,7 +429,11 @@ fn parameter_arns(
                 .ok_or_else(|| UsageError::PolicyNoRegion {
                     reference: format!("aws-ssm://{}{}", l.name, if l.path { "/*" } else { "" }),
                 })?;
-        let arn = |name: &str| format!("arn:aws:ssm:{region}:{account}:parameter{name}");
+        // A name outside any hierarchy (`db_password`) is `parameter/db_password` too.
+        let arn = |name: &str| {
+            let slash = if name.starts_with('/') { "" } else { "/" };
+            format!("arn:aws:ssm:{region}:{account}:parameter{slash}{name}")
+        };
         let (list, new) = if !l.path {
             (&mut arns.named, vec![arn(&l.name)])
         } else if l.name.is_empty() {

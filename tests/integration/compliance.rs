@@ -244,7 +244,7 @@ fn the_aws_policy_names_exactly_the_spec_parameters() {
     let out = Test::new()
         .file(
             "stepsecret.toml",
-            "[aws]\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/ci\"\n[env]\nA = \"aws-ssm:///prod/app/db_password\"\nB = \"aws-ssm:///prod/app/db_password?version=3\"\nC = \"aws-ssm:///prod/app/config?label=blue&region=us-east-2#key\"\n[expand]\nAPP_ = \"aws-ssm:///prod/app/*\"\n",
+            "[aws]\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/ci\"\n[env]\nA = \"aws-ssm:///prod/app/db_password\"\nB = \"aws-ssm:///prod/app/db_password?version=3\"\nC = \"aws-ssm:///prod/app/config?label=blue&region=us-east-2#key\"\nT = \"aws-ssm://top_level\"\n[expand]\nAPP_ = \"aws-ssm:///prod/app/*\"\n",
         )
         .args([
             "policy", "--for", "aws", "--org", "org-1", "--project", "proj-1", "--format", "json",
@@ -260,6 +260,7 @@ fn the_aws_policy_names_exactly_the_spec_parameters() {
         statements[0]["Resource"],
         json!([
             "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app/db_password",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/top_level",
             "arn:aws:ssm:us-east-2:123456789012:parameter/prod/app/config",
         ])
     );
