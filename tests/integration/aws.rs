@@ -34,7 +34,7 @@ impl Aws {
     }
 
     /// Puts secrets straight into moto (not through the proxy, so they are not counted).
-    fn api(&self) -> SecretsApi {
+    pub(crate) fn api(&self) -> SecretsApi {
         self.moto.secrets(REGION)
     }
 

@@ -335,3 +335,50 @@ fn a_throttling_storm_past_the_deadline_gives_up_with_75() {
         "retried before giving up"
     );
 }
+
+#[test]
+fn both_aws_schemes_share_one_session_and_one_assumed_role() {
+    let aws = Aws::start();
+    let (secret, parameter) = (unique("sm-value"), unique("ssm-value"));
+    aws.api().create("mixed/secret", &secret);
+    api(&aws).put("/mixed/parameter", "SecureString", &parameter);
+    let token = jwt(json!({
+        "iss": "https://oidc.circleci.com/org/0f5a3b5c-1111-2222-3333-444455556666",
+        "aud": "0f5a3b5c-1111-2222-3333-444455556666",
+        "sub": "org/0f5a3b5c-1111-2222-3333-444455556666/project/7c1e/user/9d2f",
+        "exp": 4_102_444_800u64
+    }));
+    let t = aws
+        .bare()
+        .env("CIRCLECI", "true")
+        .env("CIRCLE_BUILD_NUM", "78")
+        .env("CIRCLE_OIDC_TOKEN_V2", &token)
+        .env("AWS_ROLE_ARN", ROLE);
+    let refs = [
+        "-s",
+        "S=aws-sm://mixed/secret",
+        "-s",
+        "P=aws-ssm:///mixed/parameter",
+    ];
+    run_sh(&t, &refs, &expect_env(&[("S", &secret), ("P", &parameter)]))
+        .code(0)
+        .leaks_none(&[&secret, &parameter, &token]);
+    assert_eq!(aws.proxy.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(aws.proxy.count("BatchGetSecretValue"), 1);
+    assert_eq!(aws.proxy.count("GetParameters"), 1);
+
+    let mut args = vec!["check"];
+    args.extend(refs);
+    let check = t.args(args).run();
+    check.code(0).leaks_none(&[&secret, &parameter, &token]);
+    assert_eq!(
+        aws.proxy.count("AssumeRoleWithWebIdentity"),
+        2,
+        "one per run"
+    );
+    assert_eq!(aws.proxy.count("GetCallerIdentity"), 1, "asked once");
+    assert!(
+        check.stdout.contains("credentials=web-identity"),
+        "{check:#?}"
+    );
+}

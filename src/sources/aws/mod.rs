@@ -1,7 +1,8 @@
 //! The `aws-sm://` and `aws-ssm://` sources: AWS Secrets Manager and Systems Manager Parameter
-//! Store. Both are an [`AwsSource`], opened for one scheme each, and set up the SDK the same
-//! way ([`session`]); only the requests differ ([`fetch`] for Secrets Manager, [`ssm`] for
-//! Parameter Store).
+//! Store. One [`AwsSource`] serves both schemes (the core routes `aws-ssm://` locations to it):
+//! it sets the SDK up once ([`session`]: one credential resolution, one AssumeRoleWithWebIdentity)
+//! and runs both services' requests concurrently on it ([`fetch`] for Secrets Manager, [`ssm`]
+//! for Parameter Store).
 //!
 //! One [`AwsSource::fetch`] call gets every `aws-sm://` location of the run. It sets up the SDK
 //! once ([`session`]: region, credentials, web identity with the CI's OIDC token when a role is
@@ -40,9 +41,10 @@ use crate::reference::{AwsLocation, Backend, Location, SsmLocation};
 use crate::sources::{FetchContext, Fetched, SecretSource};
 use crate::spec::AwsSettings;
 
-/// Fetches secrets from AWS Secrets Manager, or parameters from Parameter Store.
+/// Fetches secrets from AWS Secrets Manager and parameters from Parameter Store, both through
+/// one session: the core hands it the locations of both schemes in one batch.
 pub struct AwsSource {
-    /// [`Backend::Aws`] or [`Backend::Ssm`]: the scheme this source serves.
+    /// What it reports as its backend: [`Backend::Ssm`] when opened for parameters only.
     backend: Backend,
     settings: Settings,
     /// The run's environment: credentials, region and endpoint the SDK is handed.
@@ -65,7 +67,7 @@ impl AwsSource {
         Self::open_for(Backend::Aws, spec, env)
     }
 
-    /// The Parameter Store source, with the same settings and SDK setup as [`AwsSource::open`].
+    /// The same source, reporting [`Backend::Ssm`]: for a run that reads only parameters.
     pub fn open_parameters(spec: &AwsSettings, env: &Env) -> Result<AwsSource, SourceError> {
         Self::open_for(Backend::Ssm, spec, env)
     }
@@ -125,14 +127,14 @@ impl SecretSource for AwsSource {
         let mut regions: Vec<Option<String>> = vec![None; batch.len()];
         for (i, location) in batch.iter().enumerate() {
             match location {
-                Location::Aws(aws) if self.backend == Backend::Aws => match region_of(aws) {
+                Location::Aws(aws) => match region_of(aws) {
                     Ok(region) => {
                         locations[i] = Some(aws);
                         regions[i] = region;
                     }
                     Err(e) => out.results[i] = Some(Err(e)),
                 },
-                Location::Ssm(ssm) if self.backend == Backend::Ssm => {
+                Location::Ssm(ssm) => {
                     match ssm
                         .region
                         .as_deref()
@@ -218,24 +220,33 @@ impl SecretSource for AwsSource {
                     parameter_items.push((i, location, r));
                 }
             }
-            let on_time = if self.backend == Backend::Ssm {
-                let work = ssm::plan(parameter_items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
-                let check_region = default.clone().or_else(|| any_region.clone());
-                tokio::time::timeout_at(
-                    deadline,
-                    ssm::run(&session, work, cx.check, check_region, &mut out),
-                )
-                .await
-                .is_ok()
-            } else {
-                let work = fetch::plan(items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
-                tokio::time::timeout_at(
-                    deadline,
-                    fetch::run(&session, &locations, work, cx.check, &mut out),
-                )
-                .await
-                .is_ok()
+            // Both services concurrently, on the one session. `check`'s GetCallerIdentity is
+            // asked once: by the Secrets Manager side when it has work, else by this one.
+            let secrets = !items.is_empty();
+            let work = fetch::plan(items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
+            let parameter_work =
+                ssm::plan(parameter_items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
+            let check_region = match secrets {
+                true => None,
+                false => default.clone().or_else(|| any_region.clone()),
             };
+            let mut parameters_out = Outcomes::new(batch.len());
+            let on_time = tokio::time::timeout_at(
+                deadline,
+                both(
+                    fetch::run(&session, &locations, work, cx.check && secrets, &mut out),
+                    ssm::run(
+                        &session,
+                        parameter_work,
+                        cx.check,
+                        check_region,
+                        &mut parameters_out,
+                    ),
+                ),
+            )
+            .await
+            .is_ok();
+            out.absorb(parameters_out);
             let summary = session.attempts.summary();
             Ok((session.authenticated, on_time, summary))
         })?;
@@ -260,6 +271,26 @@ impl SecretSource for AwsSource {
     fn consumed_env(&self) -> Vec<String> {
         self.state().consumed.clone()
     }
+}
+
+/// Runs two futures concurrently to completion (tokio's `join!` needs its macros feature).
+async fn both(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut a_done, mut b_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !a_done {
+            a_done = a.as_mut().poll(cx).is_ready();
+        }
+        if !b_done {
+            b_done = b.as_mut().poll(cx).is_ready();
+        }
+        if a_done && b_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// `check`'s view of how the run authenticated. Never a credential.
