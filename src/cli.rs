@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Fetch secrets at job time and run one command with them, masked in its output.
 ///
-/// Secrets come from Vault / OpenBao (vault://), AWS Secrets Manager (aws-sm://) or an
+/// Secrets come from Vault / OpenBao (vault://), AWS Secrets Manager (aws-sm://), AWS SSM
+/// Parameter Store (aws-ssm://), the job's own variables (env://) or an
 /// age-encrypted file (age://). They exist only in the command's environment, or in 0600 files
 /// that are removed when it exits, and every value (and its base64, URL- and JSON-encoded forms)
 /// is replaced by [masked:NAME] in the command's output.

@@ -337,15 +337,17 @@ pub enum UsageError {
     /// `policy --for vault` of a spec without a vault:// reference.
     #[error("the spec reads nothing from Vault: there is no vault:// reference to grant")]
     PolicyNothingFromVault,
-    /// `policy --for aws` of a spec without an aws-sm:// reference.
-    #[error("the spec reads nothing from AWS: there is no aws-sm:// reference to grant")]
+    /// `policy --for aws` of a spec without an aws-sm:// or aws-ssm:// reference.
+    #[error(
+        "the spec reads nothing from AWS: there is no aws-sm:// or aws-ssm:// reference to grant"
+    )]
     PolicyNothingFromAws,
     /// `policy --for aws` without an account id anywhere.
     #[error("no AWS account id: give --account ID (or set [aws] role_arn in the spec)")]
     PolicyNoAccount,
-    /// `policy --for aws` of a secret named without a region anywhere.
-    #[error("no region for aws-sm://{secret_id}: give --region, [aws] region or ?region=")]
-    PolicyNoRegion { secret_id: String },
+    /// `policy --for aws` of a secret or parameter named without a region anywhere.
+    #[error("no region for {reference}: give --region, [aws] region or ?region=")]
+    PolicyNoRegion { reference: String },
 }
 
 /// An invalid spec file, STEPSECRET_SECRETS entry, `[policy]` setting or audit record (exit

@@ -16,7 +16,7 @@ use crate::cli::SpecArgs;
 use crate::env::Env;
 use crate::error::{Error, SpecError, UsageError};
 use crate::reference::ReferenceError;
-use crate::reference::{Backend, Reference, Selector};
+use crate::reference::{Backend, Location, Reference, Selector};
 use crate::spec::{AwsSettings, Spec, VaultSettings};
 
 /// The spec file used when --spec and STEPSECRET_SPEC are both absent, if it exists.
@@ -175,6 +175,11 @@ pub enum EntryError {
         "{name}: #* expands into variables and cannot be written to one file; name a key instead"
     )]
     ExpandIntoFile { name: String },
+    /// `aws-ssm:///PATH/*` outside `[expand]` (or with `#KEY`): a path holds many parameters.
+    #[error(
+        "{name}: `{raw}` names every parameter under a path, which only [expand] (or #*) can take: write [expand] {name}_ = \"{raw}\", or name one parameter"
+    )]
+    PathNotExpanded { name: String, raw: String },
     /// A name (or `[expand]` prefix) defined twice; `first` is where it was first defined.
     #[error("{name} is already defined at {first}; each name may appear once")]
     Duplicate { name: String, first: Origin },
@@ -413,6 +418,16 @@ impl RawEntry {
         } else {
             None
         };
+        let whole = matches!(reference.selector, Selector::Whole | Selector::All);
+        if let Location::Ssm(ssm) = &reference.location
+            && ssm.path
+            && (expand.is_none() || !whole)
+        {
+            return Err(origin.error(EntryError::PathNotExpanded {
+                name: self.name,
+                raw: reference.raw,
+            }));
+        }
         Ok(Entry {
             name: self.name,
             target: self.target,
@@ -531,12 +546,29 @@ mod tests {
         ));
         assert_eq!(
             build_err(args(&[], &[], Some("B=s3://x"))).0,
-            "STEPSECRET_SECRETS line 1: B: unknown scheme `s3://` in `s3://x`: use vault://, aws-sm://, age:// or env://"
+            "STEPSECRET_SECRETS line 1: B: unknown scheme `s3://` in `s3://x`: use vault://, aws-sm://, aws-ssm://, age:// or env://"
         );
         assert_eq!(
             build_err(args(&["STEPSECRET_X=age://x#k"], &[], None)).0,
             "-s: STEPSECRET_X is reserved: names starting with STEPSECRET_ configure stepsecret itself"
         );
+    }
+
+    #[test]
+    fn an_ssm_path_is_only_expanded() {
+        let plan = Plan::build(
+            &args(&["APP=aws-ssm:///prod/app/*#*"], &[], None),
+            &Env::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.entries[0].expand.as_deref(), Some("APP_"));
+        let (_, error, code) = entry_err(args(&["APP=aws-ssm:///prod/app/*"], &[], None));
+        assert_eq!(code, 64);
+        assert!(matches!(error, EntryError::PathNotExpanded { name, .. } if name == "APP"));
+        assert!(matches!(
+            entry_err(args(&["APP=aws-ssm:///prod/app/*#key"], &[], None)).1,
+            EntryError::PathNotExpanded { .. }
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Secret references: `vault://`, `aws-sm://` and `age://` strings parsed into typed values.
+//! Secret references: `vault://`, `aws-sm://`, `aws-ssm://`, `age://` and `env://` strings parsed into typed values.
 //!
 //! A reference says where a secret lives (the [`Location`], which a backend fetches) and which
 //! part of it to take (the [`Selector`], which the core applies to whatever came back, so every
@@ -7,6 +7,8 @@
 //! ```text
 //! vault://MOUNT/PATH[?version=N][#KEY | #/json/pointer | #*]
 //! aws-sm://NAME-OR-ARN[?version-stage=S | ?version-id=ID][&region=R][#KEY | #/pointer | #*]
+//! aws-ssm:///PARAMETER/NAME[?version=N | ?label=L][&region=R][#KEY | #/pointer | #*]
+//! aws-ssm:///PATH/*[?region=R]                      (in [expand]: every parameter under PATH)
 //! age://RELATIVE/PATH[#KEY | #/pointer | #*]        (age:///abs/path for an absolute path)
 //! ```
 //!
@@ -35,11 +37,19 @@ pub enum Backend {
     Age,
     /// `env://`: a variable the job already has (a CI context or secured variable).
     Env,
+    /// `aws-ssm://`: AWS Systems Manager Parameter Store.
+    Ssm,
 }
 
 impl Backend {
     /// Every backend, in a stable order.
-    pub const ALL: [Backend; 4] = [Backend::Vault, Backend::Aws, Backend::Age, Backend::Env];
+    pub const ALL: [Backend; 5] = [
+        Backend::Vault,
+        Backend::Aws,
+        Backend::Age,
+        Backend::Env,
+        Backend::Ssm,
+    ];
 
     /// The scheme, without `://`.
     pub fn scheme(self) -> &'static str {
@@ -48,6 +58,7 @@ impl Backend {
             Backend::Aws => "aws-sm",
             Backend::Age => "age",
             Backend::Env => "env",
+            Backend::Ssm => "aws-ssm",
         }
     }
 
@@ -74,6 +85,8 @@ pub enum Location {
     Age(AgeLocation),
     /// A variable of the job's environment.
     Env(EnvLocation),
+    /// A Parameter Store parameter, or every parameter directly under a path.
+    Ssm(SsmLocation),
 }
 
 impl Location {
@@ -84,6 +97,7 @@ impl Location {
             Location::Aws(_) => Backend::Aws,
             Location::Age(_) => Backend::Age,
             Location::Env(_) => Backend::Env,
+            Location::Ssm(_) => Backend::Ssm,
         }
     }
 }
@@ -121,6 +135,25 @@ impl fmt::Display for Location {
             }
             Location::Age(a) => write!(f, "age://{}", a.path),
             Location::Env(e) => write!(f, "env://{}", e.name),
+            Location::Ssm(p) => {
+                write!(f, "aws-ssm://{}", p.name)?;
+                if p.path {
+                    f.write_str("/*")?;
+                }
+                let mut sep = '?';
+                let version = p.version.map(|v| v.to_string());
+                for (key, value) in [
+                    ("version", &version),
+                    ("label", &p.label),
+                    ("region", &p.region),
+                ] {
+                    if let Some(value) = value {
+                        write!(f, "{sep}{key}={value}")?;
+                        sep = '&';
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -172,6 +205,34 @@ pub struct AgeLocation {
 pub struct EnvLocation {
     /// The variable's name.
     pub name: String,
+}
+
+/// A Parameter Store parameter (`aws-ssm:///prod/app/db_password`), or with `path`, every
+/// parameter directly under a path (`aws-ssm:///prod/app/*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SsmLocation {
+    /// The parameter's name as AWS knows it (`/prod/app/db_password`), or, with `path`, the
+    /// path without the trailing `/*` (`/prod/app`).
+    pub name: String,
+    /// `/*`: every parameter directly under `name` (not recursive).
+    pub path: bool,
+    /// `?version=N`.
+    pub version: Option<u64>,
+    /// `?label=L`.
+    pub label: Option<String>,
+    /// `?region=`; otherwise the spec's or the SDK's default.
+    pub region: Option<String>,
+}
+
+impl SsmLocation {
+    /// The name with its selector, as GetParameters takes it: `name`, `name:3`, `name:blue`.
+    pub fn selector(&self) -> String {
+        match (&self.version, &self.label) {
+            (Some(v), _) => format!("{}:{v}", self.name),
+            (None, Some(label)) => format!("{}:{label}", self.name),
+            (None, None) => self.name.clone(),
+        }
+    }
 }
 
 /// Which part of the fetched secret a reference takes.
@@ -249,12 +310,14 @@ pub enum ReferenceError {
     Whitespace { raw: String },
     /// No `SCHEME://`.
     #[error(
-        "{} is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, age://FILE#KEY or env://NAME",
+        "{} is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, aws-ssm:///NAME, age://FILE#KEY or env://NAME",
         echo(.raw)
     )]
     NotAReference { raw: String },
-    /// A scheme other than `vault`, `aws-sm` or `age`.
-    #[error("unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm://, age:// or env://")]
+    /// A scheme other than `vault`, `aws-sm`, `aws-ssm`, `age` or `env`.
+    #[error(
+        "unknown scheme `{scheme}://` in `{raw}`: use vault://, aws-sm://, aws-ssm://, age:// or env://"
+    )]
     UnknownScheme { scheme: String, raw: String },
     /// A part of the query without `=`.
     #[error("`{part}` in `{raw}` is not KEY=VALUE (known parameters: {})", PARAMS.join(", "))]
@@ -330,12 +393,28 @@ pub enum ReferenceError {
     /// `age://` naming no file.
     #[error("`{raw}` names no file: write age://PATH/TO/FILE.age#KEY (relative to the spec file)")]
     AgeNoFile { raw: String },
+    /// `aws-ssm://` naming no valid parameter.
+    #[error(
+        "`{raw}` does not name a parameter: write aws-ssm:///PATH/NAME (letters, digits and /_.- only, at most 2048; a name in a hierarchy starts with /), or aws-ssm:///PATH/* in [expand]"
+    )]
+    SsmBadName { raw: String },
+    /// `aws-ssm://` with both `?version=` and `?label=`.
+    #[error("`{raw}` has both ?version= and ?label=; a parameter is selected by one of them")]
+    SsmVersionAndLabel { raw: String },
+    /// `?version=` or `?label=` on a path (`/*`).
+    #[error("`{raw}` reads every parameter under a path, which takes no ?{key}= (only ?region=)")]
+    SsmPathSelector { key: String, raw: String },
+    /// `?label=` that AWS would refuse.
+    #[error(
+        "label `{label}` in `{raw}` is not a valid label (letters, digits and ._- only, not starting with a digit or `aws`/`ssm`, at most 100)"
+    )]
+    SsmBadLabel { label: String, raw: String },
     /// `env://` naming no valid variable.
     #[error("`{raw}` names no variable: write env://NAME (letters, digits and _)")]
     EnvBadName { raw: String },
 }
 
-const PARAMS: [&str; 4] = ["version", "version-stage", "version-id", "region"];
+const PARAMS: [&str; 5] = ["version", "version-stage", "version-id", "region", "label"];
 
 impl std::str::FromStr for Reference {
     type Err = ReferenceError;
@@ -387,6 +466,7 @@ impl std::str::FromStr for Reference {
             Backend::Aws => Location::Aws(aws_location(raw, body, &params)?),
             Backend::Age => Location::Age(age_location(raw, body, &params)?),
             Backend::Env => Location::Env(env_location(raw, body, &params)?),
+            Backend::Ssm => Location::Ssm(ssm_location(raw, body, &params)?),
         };
         Ok(Reference {
             raw: raw.to_string(),
@@ -492,7 +572,7 @@ fn vault_location(
     body: &str,
     params: &Params<'_>,
 ) -> Result<VaultLocation, ReferenceError> {
-    let aws_only = ["version-stage", "version-id", "region"];
+    let aws_only = ["version-stage", "version-id", "region", "label"];
     if let Some((key, _)) = params.iter().find(|(k, _)| aws_only.contains(k)) {
         return Err(ReferenceError::VaultParameterDoesNotApply {
             key: key.to_string(),
@@ -602,6 +682,83 @@ fn age_location(raw: &str, body: &str, params: &Params<'_>) -> Result<AgeLocatio
     }
     Ok(AgeLocation {
         path: body.to_string(),
+    })
+}
+
+fn ssm_location(raw: &str, body: &str, params: &Params<'_>) -> Result<SsmLocation, ReferenceError> {
+    only_params(raw, params, &["version", "label", "region"])?;
+    let (name, path) = match body.strip_suffix("/*") {
+        Some(path) => (path, true),
+        None => (body, false),
+    };
+    // A path of `/*` is the root: its name is empty, and GetParametersByPath takes `/`. A
+    // name in a hierarchy starts with `/` (AWS refuses `prod/db`); one outside any hierarchy
+    // (`db_password`) has no `/` at all, and is no path.
+    let well_formed = !name.is_empty()
+        && name.len() <= 2048
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+    let valid = (path && name.is_empty())
+        || (well_formed && name.starts_with('/'))
+        || (well_formed && !path && !name.contains('/'));
+    if !valid {
+        return Err(ReferenceError::SsmBadName {
+            raw: raw.to_string(),
+        });
+    }
+    let version = match param(params, "version") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(ReferenceError::BadVersion {
+                    version: v.to_string(),
+                    raw: raw.to_string(),
+                });
+            }
+        },
+    };
+    let label = param(params, "label").map(str::to_string);
+    if let Some(label) = &label {
+        let lower = label.to_ascii_lowercase();
+        let ok = label.len() <= 100
+            && !label.starts_with(|c: char| c.is_ascii_digit())
+            && !lower.starts_with("aws")
+            && !lower.starts_with("ssm")
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            return Err(ReferenceError::SsmBadLabel {
+                label: label.clone(),
+                raw: raw.to_string(),
+            });
+        }
+    }
+    if version.is_some() && label.is_some() {
+        return Err(ReferenceError::SsmVersionAndLabel {
+            raw: raw.to_string(),
+        });
+    }
+    if path
+        && let Some(key) = ["version", "label"]
+            .into_iter()
+            .find(|k| param(params, k).is_some())
+    {
+        return Err(ReferenceError::SsmPathSelector {
+            key: key.to_string(),
+            raw: raw.to_string(),
+        });
+    }
+    Ok(SsmLocation {
+        name: name.to_string(),
+        path,
+        version,
+        label,
+        region: param(params, "region").map(str::to_string),
     })
 }
 
@@ -751,13 +908,13 @@ mod tests {
         );
         assert_eq!(
             error("s3://bucket/key").to_string(),
-            "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm://, age:// or env://"
+            "unknown scheme `s3://` in `s3://bucket/key`: use vault://, aws-sm://, aws-ssm://, age:// or env://"
         );
         // Text that does not look like a reference may be a value pasted in its place: the
         // message says so without showing it. A mistyped reference is shown.
         assert_eq!(
             error("just-a-string").to_string(),
-            "the text given (not shown: it does not look like a reference and may be a value) is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, age://FILE#KEY or env://NAME"
+            "the text given (not shown: it does not look like a reference and may be a value) is not a reference: write vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, aws-ssm:///NAME, age://FILE#KEY or env://NAME"
         );
         assert!(
             error("vault:secret/db")
@@ -766,7 +923,7 @@ mod tests {
         );
         assert_eq!(
             error("aws-sm://x?colour=blue").to_string(),
-            "unknown parameter `colour` in `aws-sm://x?colour=blue` (known parameters: version, version-stage, version-id, region)"
+            "unknown parameter `colour` in `aws-sm://x?colour=blue` (known parameters: version, version-stage, version-id, region, label)"
         );
         assert!(matches!(
             error("vault://secret/x?col-our=blue"),
@@ -774,7 +931,7 @@ mod tests {
         ));
         assert_eq!(
             error("vault://secret/x?region").to_string(),
-            "`region` in `vault://secret/x?region` is not KEY=VALUE (known parameters: version, version-stage, version-id, region)"
+            "`region` in `vault://secret/x?region` is not KEY=VALUE (known parameters: version, version-stage, version-id, region, label)"
         );
         assert!(matches!(
             error("vault://secret/x?ttl="),
@@ -795,6 +952,88 @@ mod tests {
         assert!(matches!(
             error("age://dir/#k"),
             ReferenceError::AgeNoFile { .. }
+        ));
+    }
+
+    #[test]
+    fn ssm_parameters_paths_and_selectors() {
+        let r = parse("aws-ssm:///prod/app/db_password?version=3");
+        let Location::Ssm(loc) = &r.location else {
+            panic!()
+        };
+        assert_eq!(loc.name, "/prod/app/db_password");
+        assert_eq!(loc.selector(), "/prod/app/db_password:3");
+        assert!(!loc.path);
+        let r = parse("aws-ssm:///prod/app/config?label=blue&region=eu-west-1#/db/user");
+        let Location::Ssm(loc) = &r.location else {
+            panic!()
+        };
+        assert_eq!(loc.selector(), "/prod/app/config:blue");
+        assert_eq!(loc.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(r.selector, Selector::Pointer("/db/user".into()));
+        // A query after the fragment, as for the other schemes.
+        let r = parse("aws-ssm:///prod/app/config#key?label=blue");
+        assert_eq!(r.selector, Selector::Key("key".into()));
+        let r = parse("aws-ssm:///prod/app/*");
+        let Location::Ssm(loc) = &r.location else {
+            panic!()
+        };
+        assert_eq!((loc.name.as_str(), loc.path), ("/prod/app", true));
+        assert_eq!(r.backend(), Backend::Ssm);
+    }
+
+    #[test]
+    fn ssm_rejects_what_does_not_apply() {
+        let top = parse("aws-ssm://db_password");
+        let Location::Ssm(loc) = &top.location else {
+            panic!()
+        };
+        assert_eq!(loc.name, "db_password");
+        assert_eq!(top.location.to_string(), "aws-ssm://db_password");
+        for bad in [
+            "aws-ssm://prod/app/x",
+            "aws-ssm://prod/*",
+            "aws-ssm://",
+            "aws-ssm:///prod/app/",
+            "aws-ssm:///prod//x",
+            "aws-ssm:///prod/a*b",
+            "aws-ssm:///prod/*/x",
+        ] {
+            assert_eq!(
+                error(bad),
+                ReferenceError::SsmBadName { raw: bad.into() },
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            error("aws-ssm:///x?version=2&label=blue"),
+            ReferenceError::SsmVersionAndLabel {
+                raw: "aws-ssm:///x?version=2&label=blue".into()
+            }
+        );
+        assert_eq!(
+            error("aws-ssm:///x/*?label=blue").to_string(),
+            "`aws-ssm:///x/*?label=blue` reads every parameter under a path, which takes no ?label= (only ?region=)"
+        );
+        assert!(matches!(
+            error("aws-ssm:///x?version=0"),
+            ReferenceError::BadVersion { version, .. } if version == "0"
+        ));
+        assert!(matches!(
+            error("aws-ssm:///x?label=awsfoo"),
+            ReferenceError::SsmBadLabel { label, .. } if label == "awsfoo"
+        ));
+        assert_eq!(
+            error("aws-ssm:///x?version-stage=AWSCURRENT").to_string(),
+            "`version-stage` does not apply to `aws-ssm:///x?version-stage=AWSCURRENT` (it takes: version, label, region)"
+        );
+        assert!(matches!(
+            error("aws-sm://x?label=blue"),
+            ReferenceError::ParameterDoesNotApply { key, .. } if key == "label"
+        ));
+        assert!(matches!(
+            error("vault://secret/x?label=blue"),
+            ReferenceError::VaultParameterDoesNotApply { key, .. } if key == "label"
         ));
     }
 
@@ -839,6 +1078,10 @@ mod tests {
             "vault://pki/issue/web?common_name=a.example.com&ttl=1h",
             "aws-sm://prod/db?version-stage=AWSCURRENT&region=eu-west-1",
             "age://dir/file.age",
+            "aws-ssm:///prod/app/db?version=3&region=eu-west-1",
+            "aws-ssm:///prod/app/db?label=blue",
+            "aws-ssm:///prod/app/*",
+            "aws-ssm:///*",
         ] {
             assert_eq!(parse(s).location.to_string(), s);
         }

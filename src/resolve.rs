@@ -105,16 +105,19 @@ impl Outcome {
             sources,
         } = self;
         if let Some((backend, error)) = backend_errors.into_iter().next() {
-            let names = plan
+            let routed: Vec<&crate::plan::Entry> = plan
                 .entries
                 .iter()
-                .filter(|e| e.reference.backend() == backend)
-                .map(|e| e.name.clone())
+                .filter(|e| route(e.reference.backend()) == backend)
+                .collect();
+            let locations: Vec<Location> = routed
+                .iter()
+                .map(|e| e.reference.location.clone())
                 .collect();
             return Err(Error::Source {
-                backend: backend.scheme(),
+                backend: opened_as(backend, &locations).scheme(),
                 error,
-                names,
+                names: routed.iter().map(|e| e.name.clone()).collect(),
             });
         }
         let mut vars = Vec::new();
@@ -217,7 +220,7 @@ pub(crate) fn resolve_with(
     let (tx, rx) = mpsc::channel::<(Backend, Result<Vec<Fetched>, SourceError>)>();
     let mut waiting = 0;
     for (backend, batch) in &batches {
-        let source: Arc<dyn SecretSource> = match sources::open(*backend, plan) {
+        let source: Arc<dyn SecretSource> = match sources::open(opened_as(*backend, batch), plan) {
             Ok(s) => Arc::from(s),
             Err(e) => {
                 backend_errors.push((*backend, e));
@@ -263,7 +266,7 @@ pub(crate) fn resolve_with(
         .enumerate()
         .map(|(i, entry)| {
             let location = &entry.reference.location;
-            let backend = location.backend();
+            let backend = route(location.backend());
             if let Some((_, e)) = backend_errors.iter().find(|(b, _)| *b == backend) {
                 return Err(e.clone());
             }
@@ -283,12 +286,32 @@ pub(crate) fn resolve_with(
     })
 }
 
+/// The backend whose source fetches `backend`'s locations: Parameter Store rides on the AWS
+/// source, so a spec with both `aws-sm://` and `aws-ssm://` sets the SDK up (and assumes the
+/// role) once.
+fn route(backend: Backend) -> Backend {
+    match backend {
+        #[cfg(feature = "aws")]
+        Backend::Ssm => Backend::Aws,
+        other => other,
+    }
+}
+
+/// What the source of a routed batch is opened as: the scheme of its locations when they all
+/// have one (so `check` and messages say `aws-ssm` for a run that reads only parameters).
+fn opened_as(backend: Backend, batch: &[Location]) -> Backend {
+    match batch.first().map(Location::backend) {
+        Some(first) if batch.iter().all(|l| l.backend() == first) => first,
+        _ => backend,
+    }
+}
+
 /// Every unique location per backend, in a stable order: each backend's batch.
 fn batches(plan: &Plan) -> BTreeMap<Backend, Vec<Location>> {
     let mut batches: BTreeMap<Backend, Vec<Location>> = BTreeMap::new();
     for entry in &plan.entries {
         let location = &entry.reference.location;
-        let batch = batches.entry(location.backend()).or_default();
+        let batch = batches.entry(route(location.backend())).or_default();
         if !batch.contains(location) {
             batch.push(location.clone());
         }
@@ -397,6 +420,19 @@ fn select(
                 .document
                 .expand_at(&selector)
                 .map_err(SourceError::not_found)?;
+            let mut named: BTreeMap<String, &str> = BTreeMap::new();
+            for (key, _) in &pairs {
+                let name = expanded_name(prefix, key);
+                if let Some(first) = named.insert(name.clone(), key) {
+                    let (a, b) = (
+                        member(&entry.reference.location, first),
+                        member(&entry.reference.location, key),
+                    );
+                    return Err(SourceError::config(format!(
+                        "{a} and {b} would both become {name}; rename one of them or expand them separately"
+                    )));
+                }
+            }
             pairs
                 .into_iter()
                 .map(|(key, value)| {
@@ -413,6 +449,15 @@ fn select(
                 })
                 .collect()
         }
+    }
+}
+
+/// One member of an expansion, for a message: a Parameter Store path's parameter by its full
+/// name, else the document's key.
+fn member(location: &Location, key: &str) -> String {
+    match location {
+        Location::Ssm(ssm) if ssm.path => format!("parameter `{}/{key}`", ssm.name),
+        _ => format!("key `{key}`"),
     }
 }
 
@@ -462,6 +507,18 @@ mod tests {
                 .unwrap()
                 .contains("--file")
         );
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn parameters_ride_on_the_aws_source_which_says_what_it_serves() {
+        let location = |r: &str| r.parse::<crate::reference::Reference>().unwrap().location;
+        assert_eq!(route(Backend::Ssm), Backend::Aws);
+        assert_eq!(route(Backend::Vault), Backend::Vault);
+        let ssm = [location("aws-ssm:///a"), location("aws-ssm:///b/*")];
+        assert_eq!(opened_as(Backend::Aws, &ssm), Backend::Ssm);
+        let mixed = [location("aws-ssm:///a"), location("aws-sm://b")];
+        assert_eq!(opened_as(Backend::Aws, &mixed), Backend::Aws);
     }
 
     #[test]

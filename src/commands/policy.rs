@@ -5,7 +5,8 @@
 //! `data/`, `create`/`update` on paths written to generate a secret) and a JWT auth role bound
 //! to the project's audience and claims, with a short token TTL. For AWS: the IAM role's trust
 //! policy (the CI's OIDC provider, its audience and subject) and a permissions policy on
-//! exactly the spec's secret ARNs. Reads only the spec: no network, no credentials.
+//! exactly the spec's secret and parameter ARNs. Reads only the spec: no network, no
+//! credentials.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use crate::cli::{CiKind, Format, PolicyArgs, PolicyFor};
 use crate::env::Env;
 use crate::error::{Error, UsageError, warn};
 use crate::plan::Plan;
-use crate::reference::{AwsLocation, Location, VaultLocation};
+use crate::reference::{AwsLocation, Location, SsmLocation, VaultLocation};
 
 /// The name when neither `--name` nor the spec gives one.
 const DEFAULT_NAME: &str = "stepsecret-ci";
@@ -288,7 +289,15 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity, name: &str) -> Result<Stri
             _ => None,
         })
         .collect();
-    if locations.is_empty() {
+    let parameters: Vec<&SsmLocation> = plan
+        .entries
+        .iter()
+        .filter_map(|e| match &e.reference.location {
+            Location::Ssm(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    if locations.is_empty() && parameters.is_empty() {
         return Err(UsageError::PolicyNothingFromAws.into());
     }
     let account = aws_account(plan, args, &locations)?;
@@ -298,8 +307,9 @@ fn aws(plan: &Plan, args: &PolicyArgs, id: &Identity, name: &str) -> Result<Stri
         .or_else(|| plan.aws.region.clone())
         .or_else(|| plan.env.non_empty("AWS_REGION").map(str::to_string));
     let arns = secret_arns(&locations, default_region.as_deref(), &account)?;
+    let parameter_arns = parameter_arns(&parameters, default_region.as_deref(), &account)?;
     let trust = aws_trust(args, id, &account)?;
-    let permissions = aws_permissions(&arns, &args.kms_key);
+    let permissions = aws_permissions(&arns, &parameter_arns, &args.kms_key);
     let mut notes = Vec::new();
     if id.ci == CiKind::Bitbucket && id.branch.is_some() {
         notes.push("AWS cannot condition on Bitbucket's branchName claim; the branch is not enforced by this role");
@@ -380,7 +390,7 @@ fn secret_arns(
         } else {
             let region = l.region.as_deref().or(default_region).ok_or_else(|| {
                 UsageError::PolicyNoRegion {
-                    secret_id: l.secret_id.clone(),
+                    reference: format!("aws-sm://{}", l.secret_id),
                 }
             })?;
             format!(
@@ -393,6 +403,55 @@ fn secret_arns(
         }
     }
     arns.sort();
+    Ok(arns)
+}
+
+/// Parameter Store ARNs the spec reads, each sorted and once: named parameters (for
+/// GetParameters; a version or label is no part of the ARN), and paths (for
+/// GetParametersByPath, which AWS checks against the path and the parameters under it).
+#[derive(Debug, Default)]
+struct ParameterArns {
+    named: Vec<String>,
+    paths: Vec<String>,
+}
+
+fn parameter_arns(
+    locations: &[&SsmLocation],
+    default_region: Option<&str>,
+    account: &str,
+) -> Result<ParameterArns, Error> {
+    let mut arns = ParameterArns::default();
+    for l in locations {
+        let region =
+            l.region
+                .as_deref()
+                .or(default_region)
+                .ok_or_else(|| UsageError::PolicyNoRegion {
+                    reference: format!("aws-ssm://{}{}", l.name, if l.path { "/*" } else { "" }),
+                })?;
+        // A name outside any hierarchy (`db_password`) is `parameter/db_password` too.
+        let arn = |name: &str| {
+            let slash = if name.starts_with('/') { "" } else { "/" };
+            format!("arn:aws:ssm:{region}:{account}:parameter{slash}{name}")
+        };
+        let (list, new) = if !l.path {
+            (&mut arns.named, vec![arn(&l.name)])
+        } else if l.name.is_empty() {
+            (&mut arns.paths, vec![arn("/*")])
+        } else {
+            (
+                &mut arns.paths,
+                vec![arn(&l.name), arn(&format!("{}/*", l.name))],
+            )
+        };
+        for a in new {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+    }
+    arns.named.sort();
+    arns.paths.sort();
     Ok(arns)
 }
 
@@ -435,32 +494,58 @@ fn aws_trust(args: &PolicyArgs, id: &Identity, account: &str) -> Result<Value, E
     }))
 }
 
-/// The role's permissions: read exactly the spec's secrets, batch them, and decrypt with the
-/// given KMS keys.
-fn aws_permissions(arns: &[String], kms_keys: &[String]) -> Value {
-    let mut statements = vec![
-        json!({
+/// The role's permissions: read exactly the spec's secrets (and batch them) and parameters,
+/// and decrypt with the given KMS keys through the services the spec uses.
+fn aws_permissions(arns: &[String], parameters: &ParameterArns, kms_keys: &[String]) -> Value {
+    let mut statements = Vec::new();
+    let mut via = Vec::new();
+    if !arns.is_empty() {
+        statements.push(json!({
             "Sid": "StepsecretReadSpecSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             "Resource": arns,
-        }),
+        }));
         // BatchGetSecretValue has no resource-level permission; each secret in a batch is
         // still checked against GetSecretValue above.
-        json!({
+        statements.push(json!({
             "Sid": "StepsecretBatch",
             "Effect": "Allow",
             "Action": "secretsmanager:BatchGetSecretValue",
             "Resource": "*",
-        }),
-    ];
+        }));
+        via.push("secretsmanager.*.amazonaws.com");
+    }
+    if !parameters.named.is_empty() {
+        statements.push(json!({
+            "Sid": "StepsecretReadSpecParameters",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameters",
+            "Resource": parameters.named,
+        }));
+    }
+    if !parameters.paths.is_empty() {
+        statements.push(json!({
+            "Sid": "StepsecretReadSpecParameterPaths",
+            "Effect": "Allow",
+            "Action": "ssm:GetParametersByPath",
+            "Resource": parameters.paths,
+        }));
+    }
+    if !parameters.named.is_empty() || !parameters.paths.is_empty() {
+        via.push("ssm.*.amazonaws.com");
+    }
     if !kms_keys.is_empty() {
+        let via: Value = match via.as_slice() {
+            [one] => json!(one),
+            _ => json!(via),
+        };
         statements.push(json!({
             "Sid": "StepsecretDecrypt",
             "Effect": "Allow",
             "Action": "kms:Decrypt",
             "Resource": kms_keys,
-            "Condition": { "StringLike": { "kms:ViaService": "secretsmanager.*.amazonaws.com" } },
+            "Condition": { "StringLike": { "kms:ViaService": via } },
         }));
     }
     json!({ "Version": "2012-10-17", "Statement": statements })

@@ -173,6 +173,10 @@ pub fn open(backend: Backend, plan: &Plan) -> Result<Box<dyn SecretSource>, Sour
         )?)),
         #[cfg(feature = "aws")]
         Backend::Aws => Ok(Box::new(aws::AwsSource::open(&plan.aws, &plan.env)?)),
+        #[cfg(feature = "aws")]
+        Backend::Ssm => Ok(Box::new(aws::AwsSource::open_parameters(
+            &plan.aws, &plan.env,
+        )?)),
         Backend::Env => Ok(Box::new(env::EnvSource::new(&plan.env))),
         #[allow(unreachable_patterns)]
         other => Err(SourceError::unavailable(format!(

@@ -17,30 +17,30 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-const REGION: &str = "us-east-1";
-const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const ROLE: &str = "arn:aws:iam::123456789012:role/ci-deploy";
 
 /// moto with the proxy in front of it.
-struct Aws {
-    proxy: AwsProxy,
-    moto: Moto,
+pub(crate) struct Aws {
+    pub(crate) proxy: AwsProxy,
+    pub(crate) moto: Moto,
 }
 
 impl Aws {
-    fn start() -> Aws {
+    pub(crate) fn start() -> Aws {
         let moto = Moto::start();
         let proxy = AwsProxy::start(moto.port);
         Aws { proxy, moto }
     }
 
     /// Puts secrets straight into moto (not through the proxy, so they are not counted).
-    fn api(&self) -> SecretsApi {
+    pub(crate) fn api(&self) -> SecretsApi {
         self.moto.secrets(REGION)
     }
 
     /// A test with only what every AWS run needs: the endpoint (the proxy), a default
     /// region, no profile files, and EC2 metadata pointed at the proxy.
-    fn bare(&self) -> Test {
+    pub(crate) fn bare(&self) -> Test {
         Test::new()
             .env("AWS_ENDPOINT_URL", self.proxy.url())
             .env("AWS_REGION", REGION)
@@ -56,14 +56,14 @@ impl Aws {
     }
 
     /// [`Aws::bare`] with static credentials in the environment.
-    fn test(&self) -> Test {
+    pub(crate) fn test(&self) -> Test {
         self.bare()
             .env("AWS_ACCESS_KEY_ID", "AKIDSTEPSECRETTEST")
             .env("AWS_SECRET_ACCESS_KEY", "static-secret-access-key")
     }
 
     #[track_caller]
-    fn assert_no_imds(&self) {
+    pub(crate) fn assert_no_imds(&self) {
         assert_eq!(self.proxy.count("IMDS"), 0, "EC2 metadata was probed");
     }
 
@@ -85,7 +85,7 @@ impl Aws {
 }
 
 /// A value unique to this run, so a leak cannot be a coincidence.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -95,7 +95,7 @@ fn unique(prefix: &str) -> String {
 
 /// `[ "$NAME" = 'value' ] || exit 3` for each pair: the child checks its values itself, so
 /// they never need to be printed.
-fn expect_env(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn expect_env(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(name, value)| {
@@ -104,7 +104,7 @@ fn expect_env(pairs: &[(&str, &str)]) -> String {
         .collect()
 }
 
-fn run_sh(test: &Test, extra: &[&str], script: &str) -> Output {
+pub(crate) fn run_sh(test: &Test, extra: &[&str], script: &str) -> Output {
     let mut args: Vec<&str> = vec!["run"];
     args.extend(extra);
     args.extend(["--", "sh", "-c", script]);
@@ -122,7 +122,7 @@ fn run_sh(test: &Test, extra: &[&str], script: &str) -> Output {
 }
 
 /// An unsigned JWT with these claims (moto does not verify it; the test checks it arrives).
-fn jwt(claims: Value) -> String {
+pub(crate) fn jwt(claims: Value) -> String {
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
     format!(
         "{}.{}.{}",

@@ -239,6 +239,47 @@ fn the_aws_policy_names_exactly_the_spec_secrets() {
     missing.code(64).stderr_contains("--account");
 }
 
+#[test]
+fn the_aws_policy_names_exactly_the_spec_parameters() {
+    let out = Test::new()
+        .file(
+            "stepsecret.toml",
+            "[aws]\nregion = \"eu-west-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/ci\"\n[env]\nA = \"aws-ssm:///prod/app/db_password\"\nB = \"aws-ssm:///prod/app/db_password?version=3\"\nC = \"aws-ssm:///prod/app/config?label=blue&region=us-east-2#key\"\nT = \"aws-ssm://top_level\"\n[expand]\nAPP_ = \"aws-ssm:///prod/app/*\"\n",
+        )
+        .args([
+            "policy", "--for", "aws", "--org", "org-1", "--project", "proj-1", "--format", "json",
+            "--kms-key", "arn:aws:kms:eu-west-1:123456789012:key/k-1",
+        ])
+        .run();
+    out.code(0);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let statements = doc["permissions_policy"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 3, "{statements:#?}");
+    assert_eq!(statements[0]["Action"], "ssm:GetParameters");
+    assert_eq!(
+        statements[0]["Resource"],
+        json!([
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app/db_password",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/top_level",
+            "arn:aws:ssm:us-east-2:123456789012:parameter/prod/app/config",
+        ])
+    );
+    assert_eq!(statements[1]["Action"], "ssm:GetParametersByPath");
+    assert_eq!(
+        statements[1]["Resource"],
+        json!([
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/app/*",
+        ])
+    );
+    assert_eq!(statements[2]["Action"], "kms:Decrypt");
+    assert_eq!(
+        statements[2]["Condition"]["StringLike"]["kms:ViaService"],
+        "ssm.*.amazonaws.com"
+    );
+    assert!(!out.stdout.contains("secretsmanager"), "{}", out.stdout);
+}
+
 fn vault_check(bao: &OpenBao, args: &[&str], spec: &str) -> Output {
     let mut all = vec!["check"];
     all.extend(args);

@@ -6,11 +6,13 @@
 mod support;
 
 mod aws;
+mod aws_ssm;
 mod cli;
 mod cli_snapshots;
 mod compliance;
 mod contract_age;
 mod contract_aws;
+mod contract_aws_ssm;
 mod contract_env;
 mod contract_vault;
 mod doctor;

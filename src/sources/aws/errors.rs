@@ -31,6 +31,12 @@ pub(super) enum Subject<'a> {
     Batch { count: usize, region: &'a str },
     /// AssumeRoleWithWebIdentity for a role.
     AssumeRole { role: &'a str, token: &'a str },
+    /// One Parameter Store parameter (`selector` is `name`, `name:3` or `name:blue`).
+    Parameter { selector: &'a str, region: &'a str },
+    /// A GetParameters call: every parameter in it fails the same way.
+    Parameters { count: usize, region: &'a str },
+    /// GetParametersByPath for every parameter directly under `path`.
+    Path { path: &'a str, region: &'a str },
 }
 
 impl Subject<'_> {
@@ -46,6 +52,15 @@ impl Subject<'_> {
                 format!("BatchGetSecretValue for {count} secret(s) in {region}")
             }
             Subject::AssumeRole { role, .. } => format!("AssumeRoleWithWebIdentity for {role}"),
+            Subject::Parameter { selector, region } => {
+                format!("parameter `{selector}` in {region}")
+            }
+            Subject::Parameters { count, region } => {
+                format!("GetParameters for {count} parameter(s) in {region}")
+            }
+            Subject::Path { path, region } => {
+                format!("the parameters under `{path}/` in {region}")
+            }
         }
     }
 }
@@ -95,6 +110,8 @@ pub(super) fn from_code(
                     "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token's issuer, audience and subject".to_string()
                 }
                 Subject::Batch { .. } => "allow secretsmanager:BatchGetSecretValue (and secretsmanager:GetSecretValue on each secret) for the caller; `stepsecret check` shows who that is".to_string(),
+                Subject::Parameter { .. } | Subject::Parameters { .. } => "allow ssm:GetParameters on the parameters (and kms:Decrypt on a SecureString's key) for the caller; `stepsecret policy --for aws` writes it, `stepsecret check` shows who the caller is".to_string(),
+                Subject::Path { path, .. } => format!("allow ssm:GetParametersByPath on the path `{path}` (and kms:Decrypt on a SecureString's key) for the caller; `stepsecret policy --for aws` writes it"),
                 _ => "allow secretsmanager:GetSecretValue on it (and kms:Decrypt on its key) for the caller; `stepsecret check` shows who that is".to_string(),
             };
             SourceError::denied(format!("{what}: access denied ({code}{said}): {fix}"))
@@ -112,6 +129,14 @@ pub(super) fn from_code(
                 "{what} is marked for deletion ({code}): restore it (aws secretsmanager restore-secret --secret-id {id}) or remove the reference"
             ))
         }
+        "ParameterNotFound" | "ParameterVersionNotFound" | "ParameterVersionLabelNotFound" => {
+            SourceError::not_found(format!(
+                "{what} does not exist ({code}): check the name, the version or label, the region (?region= or [aws] region) and the account (aws ssm get-parameter-history --name NAME lists versions)"
+            ))
+        }
+        "InvalidKeyId" => SourceError::denied(format!(
+            "{what} cannot be decrypted: its KMS key is disabled or not usable ({code}{said})"
+        )),
         "DecryptionFailure" => SourceError::denied(format!(
             "{what} cannot be decrypted with its KMS key ({code}{said}): allow kms:Decrypt on the key for the caller"
         )),
@@ -139,6 +164,10 @@ pub(super) fn from_code(
             ))
         }
         "InvalidParameterException"
+        | "InvalidFilterKey"
+        | "InvalidFilterOption"
+        | "InvalidFilterValue"
+        | "InvalidNextToken"
         | "InvalidRequestException"
         | "ValidationException"
         | "MalformedPolicyDocument"
@@ -242,7 +271,7 @@ where
             SourceError::config(format!("{what}: cannot build the request ({})", chain(err)))
         }
         SdkError::ResponseError(_) => SourceError::unavailable(format!(
-            "{what}: AWS{} answered something that is not a Secrets Manager response ({}); check AWS_ENDPOINT_URL",
+            "{what}: AWS{} answered something that is not an AWS response ({}); check AWS_ENDPOINT_URL",
             endpoint_hint(attempts),
             chain(err)
         )),

@@ -136,6 +136,21 @@ impl Outcomes {
             .collect()
     }
 
+    /// Takes every outcome `other` has (the other service's half of the same batch).
+    pub(super) fn absorb(&mut self, other: Outcomes) {
+        for (mine, theirs) in self.results.iter_mut().zip(other.results) {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+        for (mine, theirs) in self.details.iter_mut().zip(other.details) {
+            mine.extend(theirs);
+        }
+        if self.caller.is_none() {
+            self.caller = other.caller;
+        }
+    }
+
     fn record(&mut self, done: Done) {
         match done {
             Done::Values(values) => {

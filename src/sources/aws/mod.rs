@@ -1,4 +1,8 @@
-//! The `aws-sm://` source: AWS Secrets Manager.
+//! The `aws-sm://` and `aws-ssm://` sources: AWS Secrets Manager and Systems Manager Parameter
+//! Store. One [`AwsSource`] serves both schemes (the core routes `aws-ssm://` locations to it):
+//! it sets the SDK up once ([`session`]: one credential resolution, one AssumeRoleWithWebIdentity)
+//! and runs both services' requests concurrently on it ([`fetch`] for Secrets Manager, [`ssm`]
+//! for Parameter Store).
 //!
 //! One [`AwsSource::fetch`] call gets every `aws-sm://` location of the run. It sets up the SDK
 //! once ([`session`]: region, credentials, web identity with the CI's OIDC token when a role is
@@ -18,6 +22,7 @@ mod http;
 mod pacer;
 mod session;
 mod settings;
+mod ssm;
 mod values;
 mod web_identity;
 
@@ -25,18 +30,22 @@ use std::sync::Mutex;
 
 pub use fetch::BATCH_SIZE;
 pub use settings::{DEFAULT_DURATION_SECONDS, Settings, session_name};
+pub use ssm::PARAMETER_BATCH;
 
 use self::fetch::Outcomes;
 use self::session::{Authenticated, Options, Session, no_region};
 use crate::ci;
 use crate::env::Env;
 use crate::error::SourceError;
-use crate::reference::{AwsLocation, Backend, Location};
+use crate::reference::{AwsLocation, Backend, Location, SsmLocation};
 use crate::sources::{FetchContext, Fetched, SecretSource};
 use crate::spec::AwsSettings;
 
-/// Fetches secrets from AWS Secrets Manager.
+/// Fetches secrets from AWS Secrets Manager and parameters from Parameter Store, both through
+/// one session: the core hands it the locations of both schemes in one batch.
 pub struct AwsSource {
+    /// What it reports as its backend: [`Backend::Ssm`] when opened for parameters only.
+    backend: Backend,
     settings: Settings,
     /// The run's environment: credentials, region and endpoint the SDK is handed.
     env: Env,
@@ -52,9 +61,18 @@ struct State {
 }
 
 impl AwsSource {
-    /// Validates the settings; touches no network (credentials are resolved by `fetch`, under
-    /// the run's deadline).
+    /// The Secrets Manager source. Validates the settings; touches no network (credentials
+    /// are resolved by `fetch`, under the run's deadline).
     pub fn open(spec: &AwsSettings, env: &Env) -> Result<AwsSource, SourceError> {
+        Self::open_for(Backend::Aws, spec, env)
+    }
+
+    /// The same source, reporting [`Backend::Ssm`]: for a run that reads only parameters.
+    pub fn open_parameters(spec: &AwsSettings, env: &Env) -> Result<AwsSource, SourceError> {
+        Self::open_for(Backend::Ssm, spec, env)
+    }
+
+    fn open_for(backend: Backend, spec: &AwsSettings, env: &Env) -> Result<AwsSource, SourceError> {
         let settings = Settings::new(spec, env)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -63,6 +81,7 @@ impl AwsSource {
                 SourceError::internal(format!("cannot start the AWS client's runtime: {e}"))
             })?;
         Ok(AwsSource {
+            backend,
             settings,
             env: env.clone(),
             runtime,
@@ -95,7 +114,7 @@ fn region_of(location: &AwsLocation) -> Result<Option<String>, SourceError> {
 
 impl SecretSource for AwsSource {
     fn backend(&self) -> Backend {
-        Backend::Aws
+        self.backend
     }
 
     fn fetch(&self, batch: &[Location], cx: &FetchContext) -> Result<Vec<Fetched>, SourceError> {
@@ -104,6 +123,7 @@ impl SecretSource for AwsSource {
         }
         let mut out = Outcomes::new(batch.len());
         let mut locations: Vec<Option<&AwsLocation>> = vec![None; batch.len()];
+        let mut parameters: Vec<Option<&SsmLocation>> = vec![None; batch.len()];
         let mut regions: Vec<Option<String>> = vec![None; batch.len()];
         for (i, location) in batch.iter().enumerate() {
             match location {
@@ -114,6 +134,19 @@ impl SecretSource for AwsSource {
                     }
                     Err(e) => out.results[i] = Some(Err(e)),
                 },
+                Location::Ssm(ssm) => {
+                    match ssm
+                        .region
+                        .as_deref()
+                        .map(|r| settings::check_region(r, "?region="))
+                    {
+                        Some(Err(e)) => out.results[i] = Some(Err(e)),
+                        _ => {
+                            parameters[i] = Some(ssm);
+                            regions[i] = ssm.region.clone();
+                        }
+                    }
+                }
                 other => {
                     out.results[i] = Some(Err(SourceError::internal(format!(
                         "the AWS source was given {other}"
@@ -122,7 +155,8 @@ impl SecretSource for AwsSource {
             }
         }
 
-        if locations.iter().all(Option::is_none) {
+        let wanted = |i: usize| locations[i].is_some() || parameters[i].is_some();
+        if !(0..batch.len()).any(wanted) {
             return Ok(out.into_results());
         }
 
@@ -144,10 +178,7 @@ impl SecretSource for AwsSource {
             (Some(role), None) => Some(role.from),
             _ => None,
         };
-        let needs_default_region = locations
-            .iter()
-            .zip(&regions)
-            .any(|(l, r)| l.is_some() && r.is_none());
+        let needs_default_region = (0..batch.len()).any(|i| wanted(i) && regions[i].is_none());
         let any_region = regions.iter().flatten().next().cloned();
         let deadline = tokio::time::Instant::from_std(cx.deadline);
 
@@ -169,21 +200,53 @@ impl SecretSource for AwsSource {
                 }
             };
             let default = session.default_region.clone();
+            let mut region = |i: usize| match regions[i].as_deref().or(default.as_deref()) {
+                Some(region) => Some(region.to_string()),
+                None => {
+                    out.results[i] = Some(Err(no_region()));
+                    None
+                }
+            };
             let mut items: Vec<(usize, &AwsLocation, String)> = Vec::new();
-            for (i, location) in locations.iter().enumerate() {
-                let Some(location) = location else { continue };
-                match regions[i].as_deref().or(default.as_deref()) {
-                    Some(region) => items.push((i, location, region.to_string())),
-                    None => out.results[i] = Some(Err(no_region())),
+            let mut parameter_items: Vec<(usize, &SsmLocation, String)> = Vec::new();
+            for i in 0..batch.len() {
+                if let Some(location) = locations[i] {
+                    if let Some(r) = region(i) {
+                        items.push((i, location, r));
+                    }
+                } else if let Some(location) = parameters[i]
+                    && let Some(r) = region(i)
+                {
+                    parameter_items.push((i, location, r));
                 }
             }
+            // Both services concurrently, on the one session. `check`'s GetCallerIdentity is
+            // asked once: by the Secrets Manager side when it has work, else by this one.
+            let secrets = !items.is_empty();
             let work = fetch::plan(items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
+            let parameter_work =
+                ssm::plan(parameter_items.iter().map(|(i, l, r)| (*i, *l, r.as_str())));
+            let check_region = match secrets {
+                true => None,
+                false => default.clone().or_else(|| any_region.clone()),
+            };
+            let mut parameters_out = Outcomes::new(batch.len());
             let on_time = tokio::time::timeout_at(
                 deadline,
-                fetch::run(&session, &locations, work, cx.check, &mut out),
+                both(
+                    fetch::run(&session, &locations, work, cx.check && secrets, &mut out),
+                    ssm::run(
+                        &session,
+                        parameter_work,
+                        cx.check,
+                        check_region,
+                        &mut parameters_out,
+                    ),
+                ),
             )
             .await
             .is_ok();
+            out.absorb(parameters_out);
             let summary = session.attempts.summary();
             Ok((session.authenticated, on_time, summary))
         })?;
@@ -281,6 +344,26 @@ impl SecretSource for AwsSource {
     fn consumed_env(&self) -> Vec<String> {
         self.state().consumed.clone()
     }
+}
+
+/// Runs two futures concurrently to completion (tokio's `join!` needs its macros feature).
+async fn both(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut a_done, mut b_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !a_done {
+            a_done = a.as_mut().poll(cx).is_ready();
+        }
+        if !b_done {
+            b_done = b.as_mut().poll(cx).is_ready();
+        }
+        if a_done && b_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// `check`'s view of how the run authenticated. Never a credential.

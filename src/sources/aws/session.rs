@@ -1,6 +1,7 @@
 //! The AWS SDK set up once per run: one HTTP client shared by every region
 //! ([`super::http`]), retries tuned for a CLI that must finish under a deadline, the region
-//! and credentials resolved up front, and one Secrets Manager client per region.
+//! and credentials resolved up front, and one Secrets Manager or Parameter Store client per
+//! region.
 //!
 //! Credentials come from the SDK's default chain (environment, profile, SSO, web identity
 //! token file, ECS, EC2 metadata), or, when a role is configured and the CI gave this job an
@@ -82,6 +83,7 @@ pub(super) struct Session {
     pub attempts: Arc<Attempts>,
     pub authenticated: Authenticated,
     clients: Mutex<BTreeMap<String, aws_sdk_secretsmanager::Client>>,
+    parameters: Mutex<BTreeMap<String, aws_sdk_ssm::Client>>,
 }
 
 impl Session {
@@ -139,6 +141,7 @@ impl Session {
             attempts,
             authenticated,
             clients: Mutex::new(BTreeMap::new()),
+            parameters: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -155,6 +158,23 @@ impl Session {
                     .retry_classifier(RetryTooManyRequests)
                     .build();
                 aws_sdk_secretsmanager::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    /// The Parameter Store client for `region`, configured like [`Session::secrets`].
+    pub(super) fn parameters(&self, region: &str) -> aws_sdk_ssm::Client {
+        let mut clients = self.parameters.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_ssm::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_string()))
+                    .interceptor(AttemptLog(Arc::clone(&self.attempts)))
+                    .retry_classifier(NoRetryOnBadCertificate)
+                    .retry_classifier(RetryTooManyRequests)
+                    .build();
+                aws_sdk_ssm::Client::from_conf(config)
             })
             .clone()
     }

@@ -1,5 +1,5 @@
-//! A real moto server (a local AWS: Secrets Manager and STS) for the aws-sm:// tests, and a
-//! small client to put secrets into it.
+//! A real moto server (a local AWS: Secrets Manager, SSM Parameter Store and STS) for the
+//! aws-sm:// and aws-ssm:// tests, and small clients to put secrets and parameters into it.
 //!
 //! Each [`Moto`] is its own process on a free loopback port, so tests (and test binaries run
 //! in parallel) never share state or collide: the port is picked by binding port 0, and if
@@ -131,6 +131,65 @@ impl Moto {
             region: region.to_string(),
             ca: self.ca.clone(),
         }
+    }
+}
+
+impl Moto {
+    /// A Parameter Store client for `region` (plain HTTP moto only).
+    pub(crate) fn parameters(&self, region: &str) -> ParametersApi {
+        assert!(self.ca.is_none(), "ParametersApi speaks plain HTTP only");
+        ParametersApi {
+            endpoint: self.url(),
+            region: region.to_string(),
+        }
+    }
+}
+
+/// Puts parameters into moto the way the AWS CLI would (JSON 1.1, `AmazonSSM.*`).
+pub(crate) struct ParametersApi {
+    endpoint: String,
+    region: String,
+}
+
+impl ParametersApi {
+    /// Calls one SSM operation; panics with AWS's answer on an error (never a value: the
+    /// tests only send values in PutParameter, whose errors do not echo them).
+    pub(crate) fn call(&self, operation: &str, body: Value) -> Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(&format!("{}/", self.endpoint))
+            .header("X-Amz-Target", &format!("AmazonSSM.{operation}"))
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header("X-Amz-Date", "20240101T000000Z")
+            .header("Authorization", &fake_sigv4("ssm", &self.region))
+            .send(body.to_string())
+            .unwrap_or_else(|e| panic!("{operation}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert!(status < 300, "{operation} failed: HTTP {status}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Puts a parameter (`kind`: String, SecureString or StringList), overwriting: each put
+    /// makes a new version. Returns the version.
+    pub(crate) fn put(&self, name: &str, kind: &str, value: &str) -> u64 {
+        let out = self.call(
+            "PutParameter",
+            json!({"Name": name, "Type": kind, "Value": value, "Overwrite": true}),
+        );
+        out["Version"].as_u64().expect("Version")
+    }
+
+    /// Attaches labels to a version.
+    pub(crate) fn label(&self, name: &str, version: u64, labels: &[&str]) {
+        self.call(
+            "LabelParameterVersion",
+            json!({"Name": name, "ParameterVersion": version, "Labels": labels}),
+        );
     }
 }
 
