@@ -25,6 +25,9 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "no module cycles in src/ (scripts/dev/module-cycles.py)"
+python3 scripts/dev/module-cycles.py
+
 step "cargo test"
 cargo test --locked
 

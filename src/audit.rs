@@ -220,6 +220,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_messages_name_the_key_variable_and_the_step_variable() {
+        // error.rs spells both out itself, so that it depends on no other module.
+        assert!(UsageError::AuditKeyMissing.to_string().starts_with(KEY_ENV));
+        let step = UsageError::ExportNeedsStep.to_string();
+        assert!(step.contains(crate::bundle::STEP_ENV), "{step}");
+    }
+
+    #[test]
     fn hmac_matches_rfc_4231_case_2() {
         assert_eq!(
             hmac_hex(b"Jefe", b"what do ya want for nothing?"),

@@ -8,11 +8,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::audit::KEY_ENV;
-use crate::bundle::STEP_ENV;
 use crate::dotenv::DotenvError;
-use crate::plan::{EntryError, Origin};
-use crate::spec::plain_io_error;
+use crate::reference::{ReferenceError, is_env_name};
+
+/// The audit log's HMAC key variable (`audit::KEY_ENV`; kept here so that this module, which
+/// every other depends on, depends on none of them).
+const KEY_ENV: &str = "STEPSECRET_AUDIT_KEY";
+/// The Bitbucket step's id (`bundle::STEP_ENV`), for the same reason.
+const STEP_ENV: &str = "BITBUCKET_STEP_UUID";
 
 /// The documented exit codes. The command's own exit code is passed through unchanged, and a
 /// command killed by signal N gives 128+N, so these are only stepsecret's own failures.
@@ -467,6 +470,115 @@ impl Error {
             Error::Os { .. } => exit::OSERR,
             Error::Interrupted(signal) => 128u8.saturating_add(*signal as u8),
         }
+    }
+}
+
+/// An entry without `=`, for its error message: a bare upper-case name (`TOKEN`, a forgotten
+/// `=REF`) or a reference is shown; anything else may be a value and is not (see
+/// [`crate::reference::echo`]).
+fn echo_entry(text: &str) -> String {
+    let name =
+        !text.is_empty() && is_env_name(text) && !text.bytes().any(|b| b.is_ascii_lowercase());
+    if name {
+        format!("`{text}`")
+    } else {
+        crate::reference::echo(text)
+    }
+}
+
+/// Where an entry was written, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of the spec file.
+    #[allow(missing_docs)]
+    Spec { path: PathBuf, line: usize },
+    /// A `-s NAME=REF` flag.
+    SecretFlag,
+    /// A `--file NAME=REF` flag.
+    FileFlag,
+    /// A line of STEPSECRET_SECRETS.
+    #[allow(missing_docs)]
+    SecretsList { line: usize },
+}
+
+impl Origin {
+    fn is_flag(&self) -> bool {
+        matches!(self, Origin::SecretFlag | Origin::FileFlag)
+    }
+
+    /// The error for a mistake made here: a usage error in a flag, else a spec error.
+    pub(crate) fn error(&self, error: EntryError) -> Error {
+        let origin = self.clone();
+        let error = Box::new(error);
+        if self.is_flag() {
+            UsageError::Entry { origin, error }.into()
+        } else {
+            SpecError::Entry { origin, error }.into()
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Spec { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::SecretFlag => f.write_str("-s"),
+            Origin::FileFlag => f.write_str("--file"),
+            Origin::SecretsList { line } => write!(f, "STEPSECRET_SECRETS line {line}"),
+        }
+    }
+}
+
+/// Why one `NAME = "REF"` / `NAME=REF` entry is invalid. It is reported after its [`Origin`],
+/// as a usage error for a flag and a spec error elsewhere. Names and text that may hold a line
+/// break are shown escaped, so the message stays one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// Each variant's fields are named for what they hold, and its message shows them.
+#[allow(missing_docs)]
+pub enum EntryError {
+    /// A `-s` / `--file` value or STEPSECRET_SECRETS line without `=`.
+    #[error(
+        "{} is not NAME=REF (e.g. DB_PASSWORD=vault://secret/prod/db#password)",
+        echo_entry(.text)
+    )]
+    NotAssignment { text: String },
+    /// A name that is not `[A-Za-z_][A-Za-z0-9_]*` (an `[expand]` prefix may also be empty).
+    #[error(
+        "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
+        .name.escape_debug()
+    )]
+    InvalidName { name: String },
+    /// A name starting with STEPSECRET_.
+    #[error("{name} is reserved: names starting with STEPSECRET_ configure stepsecret itself")]
+    Reserved { name: String },
+    /// The reference does not parse.
+    #[error("{name}: {error}")]
+    Reference {
+        name: String,
+        #[source]
+        error: ReferenceError,
+    },
+    /// `#*` in `[files]` or `--file`.
+    #[error(
+        "{name}: #* expands into variables and cannot be written to one file; name a key instead"
+    )]
+    ExpandIntoFile { name: String },
+    /// `aws-ssm:///PATH/*` outside `[expand]` (or with `#KEY`): a path holds many parameters.
+    #[error(
+        "{name}: `{raw}` names every parameter under a path, which only [expand] (or #*) can take: write [expand] {name}_ = \"{raw}\", or name one parameter"
+    )]
+    PathNotExpanded { name: String, raw: String },
+    /// A name (or `[expand]` prefix) defined twice; `first` is where it was first defined.
+    #[error("{name} is already defined at {first}; each name may appear once")]
+    Duplicate { name: String, first: Origin },
+}
+
+/// An I/O error's text without the "(os error N)" suffix, for one-line messages.
+pub(crate) fn plain_io_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 

@@ -777,6 +777,13 @@ fn env_location(raw: &str, body: &str, params: &Params<'_>) -> Result<EnvLocatio
     })
 }
 
+/// Whether `name` can be an environment variable a shell can read: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub(crate) use crate::error::plain_io_error;
 use crate::error::{SpecError, escape_controls};
 
 /// The whole spec file.
@@ -191,15 +192,6 @@ fn line_of(source: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// An io::Error's message without the "(os error N)" tail.
-pub(crate) fn plain_io_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]
