@@ -8,7 +8,8 @@
 #   CONTAINER_ENGINE=docker|podman   default podman when installed, else docker
 set -eu
 case ${2:-} in
-    "") binary=$(dirname "$0")/../dist/stepsecret-x86_64-unknown-linux-musl ;;
+    # Absolute before the cd below, wherever this script is called from.
+    "") binary=$(cd "$(dirname "$0")/.." && pwd)/dist/stepsecret-x86_64-unknown-linux-musl ;;
     /*) binary=$2 ;;
     *) binary=$PWD/$2 ;;
 esac
