@@ -37,7 +37,13 @@ bin=dist/stepsecret-x86_64-unknown-linux-musl
 [ -x "$bin" ] || bin=target/debug/stepsecret
 [ -x "$bin" ] || cargo build --locked --quiet
 work=$(mktemp -d "${TMPDIR:-/tmp}/stepsecret-deploy-local.XXXXXX")
-[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
+# The job starts OpenBao as a background step, which CircleCI ends with the job's container;
+# here it is stopped with the run.
+cleanup() {
+    pkill -f "$work/bao/bao server" 2>/dev/null
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
 
 # The workspace build_static persists, the orb orb-tools/pack makes, a CircleCI-shaped token.
 mkdir -p "$work/workspace/dist" "$work/bao" "$work/busybox"
