@@ -103,10 +103,7 @@ impl AuditLog {
 
     /// Records how long a phase took, from `since` until now.
     pub fn phase(&mut self, name: &str, since: Instant) {
-        self.phases.insert(
-            name.to_string(),
-            json!((since.elapsed().as_secs_f64() * 1e6).round() / 1e3),
-        );
+        self.duration(name, since.elapsed());
     }
 
     /// Records every variable (names, references, versions, leases; HMACs with a key).

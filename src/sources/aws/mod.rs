@@ -34,7 +34,7 @@ pub use ssm::PARAMETER_BATCH;
 
 use self::fetch::Outcomes;
 use self::session::{Authenticated, Options, Session, no_region};
-use crate::ci;
+use crate::ci::{self, OidcToken};
 use crate::env::Env;
 use crate::error::SourceError;
 use crate::reference::{AwsLocation, Backend, Location, SsmLocation};
@@ -87,6 +87,24 @@ impl AwsSource {
             runtime,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// The CI token to assume the role with, and the role's setting name when a role is
+    /// configured but the job has no token. The token is only looked for when a role is
+    /// configured: without one, a token lying around in the job must not change which
+    /// credentials are used.
+    fn web_identity_token(&self) -> Result<(Option<OidcToken>, Option<&'static str>), SourceError> {
+        let Some(role) = &self.settings.role else {
+            return Ok((None, None));
+        };
+        let token = ci::oidc_token(
+            &self.env,
+            self.settings.oidc_token_env.as_deref(),
+            Some(&self.settings.audience),
+        )
+        .map_err(|e| SourceError::new(e.kind, format!("[aws] web identity: {e}")))?;
+        let without = token.is_none().then_some(role.from);
+        Ok((token, without))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -160,24 +178,10 @@ impl SecretSource for AwsSource {
             return Ok(out.into_results());
         }
 
-        // The CI token is only looked for when a role is configured: without one, a token
-        // lying around in the job must not change which credentials are used.
-        let token = match &self.settings.role {
-            Some(_) => ci::oidc_token(
-                &self.env,
-                self.settings.oidc_token_env.as_deref(),
-                Some(&self.settings.audience),
-            )
-            .map_err(|e| SourceError::new(e.kind, format!("[aws] web identity: {e}")))?,
-            None => None,
-        };
+        let (token, role_without_token) = self.web_identity_token()?;
         if let Some(token) = &token {
             self.state().consumed = ci::token_variables(token);
         }
-        let role_without_token = match (&self.settings.role, &token) {
-            (Some(role), None) => Some(role.from),
-            _ => None,
-        };
         let needs_default_region = (0..batch.len()).any(|i| wanted(i) && regions[i].is_none());
         let any_region = regions.iter().flatten().next().cloned();
         let deadline = tokio::time::Instant::from_std(cx.deadline);
@@ -281,23 +285,12 @@ impl SecretSource for AwsSource {
                 "the SDK's default chain (no role)".into(),
             )),
         }
-        let token = match &self.settings.role {
-            Some(_) => match ci::oidc_token(
-                &self.env,
-                self.settings.oidc_token_env.as_deref(),
-                Some(&self.settings.audience),
-            ) {
-                Ok(token) => token,
-                Err(e) => {
-                    d.error = Some(SourceError::new(e.kind, format!("[aws] web identity: {e}")));
-                    return d;
-                }
-            },
-            None => None,
-        };
-        let role_without_token = match (&self.settings.role, &token) {
-            (Some(role), None) => Some(role.from),
-            _ => None,
+        let (token, role_without_token) = match self.web_identity_token() {
+            Ok(found) => found,
+            Err(e) => {
+                d.error = Some(e);
+                return d;
+            }
         };
         let deadline = tokio::time::Instant::from_std(cx.deadline);
         let outcome = self.runtime.block_on(async {
