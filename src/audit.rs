@@ -68,6 +68,8 @@ pub struct AuditLog {
     variables: Vec<Value>,
     identities: Map<String, Value>,
     cleanup: Vec<CleanupEvent>,
+    /// The files the run wrote: (variable, path).
+    files: Vec<Value>,
 }
 
 impl AuditLog {
@@ -90,6 +92,7 @@ impl AuditLog {
             variables: Vec::new(),
             identities: Map::new(),
             cleanup: Vec::new(),
+            files: Vec::new(),
         })
     }
 
@@ -155,6 +158,16 @@ impl AuditLog {
         }
     }
 
+    /// Records the files written for the command (file secrets and rendered templates), by
+    /// variable and path.
+    pub fn files(&mut self, files: &[(&str, PathBuf)]) {
+        self.files.extend(
+            files
+                .iter()
+                .map(|(name, path)| json!({ "name": name, "path": path.display().to_string() })),
+        );
+    }
+
     /// Records the cleanup steps and how each went.
     pub fn cleanup(&mut self, events: &[CleanupEvent]) {
         self.cleanup.extend(events.iter().cloned());
@@ -190,6 +203,7 @@ impl AuditLog {
             }),
             "identities": self.identities,
             "variables": self.variables,
+            "files": self.files,
             "cleanup": self.cleanup.iter().map(|e| json!({"what": e.what, "error": e.error})).collect::<Vec<_>>(),
             "durations_ms": self.phases,
         });

@@ -203,6 +203,7 @@ pub(crate) fn open(path: &Path, env: &Env) -> Result<Vec<BundledVar>, Error> {
         let name = var["name"].as_str().unwrap_or_default().to_string();
         let target = match var["target"].as_str() {
             Some("file") => Target::File,
+            Some("value") => Target::Value,
             _ => Target::Env,
         };
         let Some(value) = var["value"].as_str().and_then(|v| STANDARD.decode(v).ok()) else {

@@ -94,6 +94,12 @@ impl Env {
         std::env::current_exe()
     }
 
+    /// The working directory the command will run in (fixed-path files are relative to it).
+    /// Not a variable either, and read here for the same reason.
+    pub fn current_dir() -> std::io::Result<PathBuf> {
+        std::env::current_dir()
+    }
+
     /// Where temporary files go: TMPDIR, else /tmp (what `std::env::temp_dir` does on Unix).
     pub fn temp_dir(&self) -> PathBuf {
         self.path("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"))

@@ -29,6 +29,8 @@ pub mod exit {
     pub const SOFTWARE: u8 = 70;
     /// The operating system refused something stepsecret needs (temp files, pipes, threads).
     pub const OSERR: u8 = 71;
+    /// A `path = "..."` file already exists: stepsecret does not overwrite it.
+    pub const CANTCREAT: u8 = 73;
     /// Reading or writing a local file failed.
     pub const IOERR: u8 = 74;
     /// Gave up after retries, or the overall deadline passed.
@@ -203,6 +205,13 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// A `path = "..."` file that exists before the run: stepsecret never overwrites (or
+    /// deletes) a file it did not create (73).
+    #[error(
+        "{name}: {} already exists; stepsecret writes only files it creates (remove it, or choose another path)",
+        .path.display()
+    )]
+    Exists { name: String, path: PathBuf },
     /// A signal arrived before the command started; nothing was run.
     #[error("stopped by signal {0} before the command started")]
     Interrupted(i32),
@@ -402,6 +411,15 @@ pub enum SpecError {
     /// A public name (`[mask] public`, `--public`, STEPSECRET_PUBLIC) that names no variable.
     #[error("{from}: {} names no variable of this run; list only variables the spec sets", .name.escape_debug())]
     PublicUnknown { name: String, from: String },
+    /// A template that does not parse, uses a filter, test or function that does not exist,
+    /// names a variable the spec does not resolve, or fails to render. `path` is the
+    /// template file.
+    #[error("{}{}: {message}", .path.display(), line_suffix(*.line))]
+    Template {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     /// A line of the audit log given to `scan` that is not a JSON record.
     #[error("{}:{line}: not an audit record ({reason})", .path.display())]
     AuditRecord {
@@ -468,6 +486,7 @@ impl Error {
             Error::Spawn { code, .. } => *code,
             Error::Io { .. } => exit::IOERR,
             Error::Os { .. } => exit::OSERR,
+            Error::Exists { .. } => exit::CANTCREAT,
             Error::Interrupted(signal) => 128u8.saturating_add(*signal as u8),
         }
     }
@@ -571,6 +590,27 @@ pub enum EntryError {
     /// A name (or `[expand]` prefix) defined twice; `first` is where it was first defined.
     #[error("{name} is already defined at {first}; each name may appear once")]
     Duplicate { name: String, first: Origin },
+    /// A `[templates]` entry whose template file cannot be read (missing, not UTF-8).
+    #[error("{name}: cannot read template {}: {reason}", .path.display())]
+    TemplateUnreadable {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+    /// A `path = "..."` that cannot name a file (empty, a folder, `~user`, no HOME).
+    #[error("{name}: path `{}` {reason}", escape_controls(.path))]
+    BadPath {
+        name: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// Two entries writing the same file; `first` is where the path was first given.
+    #[error("{name}: {} is also written by the entry at {first}; give each file its own path", .path.display())]
+    SamePath {
+        name: String,
+        path: PathBuf,
+        first: Origin,
+    },
 }
 
 /// An I/O error's text without the "(os error N)" suffix, for one-line messages.

@@ -29,5 +29,6 @@ mod run;
 pub mod secret;
 pub mod sources;
 pub mod spec;
+pub mod template;
 #[cfg(any(feature = "vault", feature = "aws"))]
 mod tls;

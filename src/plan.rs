@@ -1,9 +1,11 @@
 //! The validated plan (stage two): every variable named once, with a valid name and a parsed
 //! reference, before anything is fetched.
 //!
-//! Entries come from the spec's [env], [files] and [expand] tables, from `-s` / `--file` flags,
-//! and from STEPSECRET_SECRETS. Mistakes in flags are usage errors (exit 64); mistakes in the
-//! spec or STEPSECRET_SECRETS are spec errors (exit 78). Both name where the entry came from.
+//! Entries come from the spec's [env], [files], [values] and [expand] tables, from `-s` /
+//! `--file` flags, and from STEPSECRET_SECRETS; templates from [templates]. Mistakes in flags
+//! are usage errors (exit 64); mistakes in the spec or STEPSECRET_SECRETS are spec errors
+//! (exit 78). Both name where the entry came from. Templates are read and checked here too, and
+//! fixed file paths resolved, so that none of these mistakes is found after fetching.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,8 @@ pub use crate::error::{EntryError, Origin};
 use crate::error::{Error, SpecError};
 pub use crate::reference::is_env_name;
 use crate::reference::{Backend, Location, Reference, Selector};
-use crate::spec::{AwsSettings, Spec, VaultSettings};
+use crate::spec::{AwsSettings, FileSpec, Spec, TemplateSpec, VaultSettings};
+use crate::template::Template;
 
 /// The spec file used when --spec and STEPSECRET_SPEC are both absent, if it exists.
 pub const DEFAULT_SPEC: &str = "stepsecret.toml";
@@ -29,6 +32,9 @@ pub enum Target {
     Env,
     /// A 0600 file holding the value; the variable holds its path.
     File,
+    /// Seen only by templates and the redactor (`[values]`): never in the command's
+    /// environment.
+    Value,
 }
 
 impl Target {
@@ -37,6 +43,7 @@ impl Target {
         match self {
             Target::Env => "env",
             Target::File => "file",
+            Target::Value => "value",
         }
     }
 }
@@ -96,6 +103,21 @@ pub struct Entry {
     pub reference: Reference,
     /// For an expansion: the prefix every top-level key is appended to.
     pub expand: Option<String>,
+    /// For a file at a path the user chose: that path, absolute.
+    pub path: Option<PathBuf>,
+    /// Where the user wrote the entry.
+    pub origin: Origin,
+}
+
+/// A `[templates]` entry: a checked template, rendered once the secrets are known.
+#[derive(Debug, Clone)]
+pub struct TemplateEntry {
+    /// The variable that holds the rendered file's path.
+    pub name: String,
+    /// The template, read and checked.
+    pub template: Template,
+    /// Where the file goes, absolute; `None` for the private directory.
+    pub path: Option<PathBuf>,
     /// Where the user wrote the entry.
     pub origin: Origin,
 }
@@ -105,6 +127,8 @@ pub struct Entry {
 pub struct Plan {
     /// Every variable to resolve, in the order written.
     pub entries: Vec<Entry>,
+    /// Files to render from the resolved variables.
+    pub templates: Vec<TemplateEntry>,
     /// The spec's `[vault]` table.
     pub vault: VaultSettings,
     /// The spec's `[aws]` table.
@@ -134,12 +158,18 @@ impl Plan {
         };
         let mut raw: Vec<RawEntry> = Vec::new();
         if let Some(spec) = &spec {
+            let files = spec.file.files.iter().map(|(name, file)| {
+                let FileSpec { reference, path } = file.get_ref();
+                (name, reference, path.as_ref())
+            });
+            raw.extend(spec_entries(spec, files, Target::File, false));
             let tables = [
                 (&spec.file.env, Target::Env, false),
-                (&spec.file.files, Target::File, false),
+                (&spec.file.values, Target::Value, false),
                 (&spec.file.expand, Target::Env, true),
             ];
             for (table, target, expand) in tables {
+                let table = table.iter().map(|(n, r)| (n, r.get_ref(), None));
                 raw.extend(spec_entries(spec, table, target, expand));
             }
         }
@@ -162,23 +192,19 @@ impl Plan {
             }
         }
 
+        let places = Places::new(env)?;
         let mut entries: Vec<Entry> = Vec::with_capacity(raw.len());
-        let mut seen: BTreeMap<String, Origin> = BTreeMap::new();
+        let mut seen = Names::default();
         for r in raw {
-            let entry = r.validate()?;
-            let key = entry
-                .expand
-                .as_ref()
-                .map_or_else(|| entry.name.clone(), |prefix| format!("[expand] {prefix}"));
-            if let Some(first) = seen.get(&key) {
-                return Err(entry.origin.error(EntryError::Duplicate {
-                    name: entry.name,
-                    first: first.clone(),
-                }));
-            }
-            seen.insert(key, entry.origin.clone());
+            let entry = r.validate(&places)?;
+            seen.add(entry.expand.as_deref(), &entry.name, &entry.origin)?;
             entries.push(entry);
         }
+        let templates = match &spec {
+            Some(spec) => templates(spec, &places, &mut seen, &entries)?,
+            None => Vec::new(),
+        };
+        places.check_distinct(&entries, &templates)?;
 
         let base_dir = spec
             .as_ref()
@@ -204,6 +230,7 @@ impl Plan {
             .unwrap_or_default();
         Ok(Plan {
             entries,
+            templates,
             vault,
             aws,
             base_dir,
@@ -252,25 +279,225 @@ struct RawEntry {
     reference: String,
     target: Target,
     expand_table: bool,
+    /// `path = "..."`, as written.
+    path: Option<String>,
     origin: Origin,
 }
 
+/// The raw entries of one spec table: (name, reference, path) each.
 fn spec_entries<'a>(
     spec: &'a Spec,
-    table: &'a BTreeMap<Spanned<String>, Spanned<String>>,
+    table: impl Iterator<Item = (&'a Spanned<String>, &'a String, Option<&'a String>)> + 'a,
     target: Target,
     expand_table: bool,
 ) -> impl Iterator<Item = RawEntry> + 'a {
-    table.iter().map(move |(name, reference)| RawEntry {
+    table.map(move |(name, reference, path)| RawEntry {
         name: name.get_ref().clone(),
-        reference: reference.get_ref().clone(),
+        reference: reference.clone(),
         target,
         expand_table,
-        origin: Origin::Spec {
-            path: spec.path.clone(),
-            line: spec.line(name.span().start),
-        },
+        path: path.cloned(),
+        origin: spec_origin(spec, name),
     })
+}
+
+fn spec_origin(spec: &Spec, name: &Spanned<String>) -> Origin {
+    Origin::Spec {
+        path: spec.path.clone(),
+        line: spec.line(name.span().start),
+    }
+}
+
+/// Every name defined so far (variables, expansion prefixes, templates), with where.
+#[derive(Default)]
+struct Names(BTreeMap<String, Origin>);
+
+impl Names {
+    /// Refuses a name (or expansion prefix) defined before.
+    fn add(&mut self, expand: Option<&str>, name: &str, origin: &Origin) -> Result<(), Error> {
+        let key = expand.map_or_else(|| name.to_string(), |prefix| format!("[expand] {prefix}"));
+        if let Some(first) = self.0.get(&key) {
+            return Err(origin.error(EntryError::Duplicate {
+                name: name.to_string(),
+                first: first.clone(),
+            }));
+        }
+        self.0.insert(key, origin.clone());
+        Ok(())
+    }
+}
+
+/// Reads and checks the spec's `[templates]`: each template parses, and reads only variables
+/// the plan resolves (or that one of its expansions may produce, which rendering checks).
+fn templates(
+    spec: &Spec,
+    places: &Places,
+    seen: &mut Names,
+    entries: &[Entry],
+) -> Result<Vec<TemplateEntry>, Error> {
+    let mut templates = Vec::new();
+    for (name, entry) in &spec.file.templates {
+        let origin = spec_origin(spec, name);
+        let name = name.get_ref().clone();
+        check_name(&name, false, &origin)?;
+        seen.add(None, &name, &origin)?;
+        let TemplateSpec { template, path } = entry.get_ref();
+        let file = match spec.base_dir() {
+            dir if dir == Path::new(".") => PathBuf::from(template),
+            dir => dir.join(template),
+        };
+        let template = Template::load(&file)
+            .map_err(|e| {
+                origin.error(EntryError::TemplateUnreadable {
+                    name: name.clone(),
+                    path: file.clone(),
+                    reason: crate::error::plain_io_error(&e),
+                })
+            })?
+            .check()?;
+        for (variable, line) in template.variables() {
+            let known = entries.iter().any(|e| match &e.expand {
+                None => e.name == *variable,
+                Some(prefix) => variable.starts_with(prefix.as_str()),
+            });
+            if !known {
+                let message = format!(
+                    "unknown variable `{variable}`: a template sees only the variables the spec resolves ([env], [files], [values], [expand])"
+                );
+                return Err(template.at(Some(*line), message).into());
+            }
+        }
+        let path = match path {
+            Some(written) => Some(places.resolve(&name, written, &origin)?),
+            None => None,
+        };
+        templates.push(TemplateEntry {
+            name,
+            template,
+            path,
+            origin,
+        });
+    }
+    Ok(templates)
+}
+
+/// Resolves `path = "..."`: relative to the command's working directory, `~/` in HOME.
+struct Places {
+    cwd: Option<PathBuf>,
+    home: Option<PathBuf>,
+}
+
+impl Places {
+    fn new(env: &Env) -> Result<Places, Error> {
+        Ok(Places {
+            cwd: Env::current_dir().ok(),
+            home: env.home(),
+        })
+    }
+
+    /// The absolute, lexically normal path `written` names.
+    fn resolve(&self, name: &str, written: &str, origin: &Origin) -> Result<PathBuf, Error> {
+        let bad = |reason| {
+            origin.error(EntryError::BadPath {
+                name: name.to_string(),
+                path: written.to_string(),
+                reason,
+            })
+        };
+        if written.is_empty() {
+            return Err(bad("is empty"));
+        }
+        if written.ends_with('/') {
+            return Err(bad("names a folder: give the file's name"));
+        }
+        let joined = if let Some(rest) = written.strip_prefix("~/") {
+            let home = self
+                .home
+                .as_ref()
+                .ok_or_else(|| bad("starts with ~/ but HOME is not set"))?;
+            home.join(rest)
+        } else if written.starts_with('~') {
+            return Err(bad(
+                "uses ~user, which is not supported: write ~/... or a full path",
+            ));
+        } else {
+            let cwd = self
+                .cwd
+                .as_ref()
+                .ok_or_else(|| bad("is relative, and the working directory is unknown"))?;
+            cwd.join(written)
+        };
+        let normal = normalize(&joined);
+        if normal.file_name().is_none()
+            || written.ends_with("/.")
+            || written.ends_with("/..")
+            || written == "."
+            || written == ".."
+        {
+            return Err(bad("names a folder: give the file's name"));
+        }
+        Ok(normal)
+    }
+
+    /// Refuses two entries writing the same file.
+    fn check_distinct(&self, entries: &[Entry], templates: &[TemplateEntry]) -> Result<(), Error> {
+        let mut seen: BTreeMap<&Path, &Origin> = BTreeMap::new();
+        let placed = entries
+            .iter()
+            .filter_map(|e| e.path.as_deref().map(|p| (&e.name, p, &e.origin)))
+            .chain(
+                templates
+                    .iter()
+                    .filter_map(|t| t.path.as_deref().map(|p| (&t.name, p, &t.origin))),
+            );
+        for (name, path, origin) in placed {
+            if let Some(first) = seen.insert(path, origin) {
+                return Err(origin.error(EntryError::SamePath {
+                    name: name.clone(),
+                    path: path.to_path_buf(),
+                    first: first.clone(),
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` without `.` and with each `..` applied, without touching the file system (the
+/// folders may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Refuses a name that is not a variable name, or one stepsecret reserves.
+fn check_name(name: &str, expand_table: bool, origin: &Origin) -> Result<(), Error> {
+    let name_ok = if expand_table {
+        name.is_empty() || is_env_name(name)
+    } else {
+        is_env_name(name)
+    };
+    if !name_ok {
+        return Err(origin.error(EntryError::InvalidName {
+            name: name.to_string(),
+        }));
+    }
+    if name.starts_with("STEPSECRET_") {
+        return Err(origin.error(EntryError::Reserved {
+            name: name.to_string(),
+        }));
+    }
+    Ok(())
 }
 
 fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEntry, Error> {
@@ -280,6 +507,7 @@ fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEnt
             reference: reference.trim().to_string(),
             target,
             expand_table: false,
+            path: None,
             origin,
         }),
         None => Err(origin.error(EntryError::NotAssignment {
@@ -289,19 +517,9 @@ fn split_assignment(text: &str, target: Target, origin: Origin) -> Result<RawEnt
 }
 
 impl RawEntry {
-    fn validate(self) -> Result<Entry, Error> {
+    fn validate(self, places: &Places) -> Result<Entry, Error> {
         let origin = &self.origin;
-        let name_ok = if self.expand_table {
-            self.name.is_empty() || is_env_name(&self.name)
-        } else {
-            is_env_name(&self.name)
-        };
-        if !name_ok {
-            return Err(origin.error(EntryError::InvalidName { name: self.name }));
-        }
-        if self.name.starts_with("STEPSECRET_") {
-            return Err(origin.error(EntryError::Reserved { name: self.name }));
-        }
+        check_name(&self.name, self.expand_table, origin)?;
         let reference: Reference = self.reference.parse().map_err(|error| {
             origin.error(EntryError::Reference {
                 name: self.name.clone(),
@@ -328,11 +546,16 @@ impl RawEntry {
                 raw: reference.raw,
             }));
         }
+        let path = match &self.path {
+            Some(written) => Some(places.resolve(&self.name, written, origin)?),
+            None => None,
+        };
         Ok(Entry {
             name: self.name,
             target: self.target,
             reference,
             expand,
+            path,
             origin: self.origin,
         })
     }

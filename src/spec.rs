@@ -26,9 +26,18 @@ pub struct SpecFile {
     /// `NAME = "REF"`: environment variables for the command.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
-    /// `NAME = "REF"`: 0600 files; the variable holds the file's path.
+    /// `NAME = "REF"` or `NAME = { ref = "REF", path = "PATH" }`: 0600 files; the variable
+    /// holds the file's path.
     #[serde(default)]
-    pub files: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub files: BTreeMap<Spanned<String>, Spanned<FileSpec>>,
+    /// `NAME = "REF"`: values only templates and the redactor see, never the command's
+    /// environment.
+    #[serde(default)]
+    pub values: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `NAME = { template = "FILE", path = "PATH" }`: files rendered from templates; the
+    /// variable holds the file's path.
+    #[serde(default)]
+    pub templates: BTreeMap<Spanned<String>, Spanned<TemplateSpec>>,
     /// `PREFIX = "REF"`: every top-level key K of the secret becomes `PREFIX` + K.
     #[serde(default)]
     pub expand: BTreeMap<Spanned<String>, Spanned<String>>,
@@ -38,6 +47,61 @@ pub struct SpecFile {
     #[serde(default)]
     /// `[mask]`: what the redactor leaves alone.
     pub mask: MaskSettings,
+}
+
+/// A `[files]` entry: a reference, and where the file goes (the private directory when no
+/// `path` is given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// The reference, as written.
+    pub reference: String,
+    /// The file's path, as written: relative to the command's working directory, or `~/...`.
+    pub path: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for FileSpec {
+    /// `"REF"` or `{ ref = "REF", path = "PATH" }` (an untagged enum would lose the TOML
+    /// parser's line numbers and say only "did not match any variant").
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(rename = "ref")]
+            reference: String,
+            path: Option<String>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FileSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a reference, or a table { ref = \"REF\", path = \"PATH\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FileSpec, E> {
+                Ok(FileSpec {
+                    reference: v.to_string(),
+                    path: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FileSpec, A::Error> {
+                let table = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileSpec {
+                    reference: table.reference,
+                    path: table.path,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A `[templates]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// The template file, relative to the spec's folder (as `age://` paths are).
+    pub template: String,
+    /// Where the rendered file goes, as for `[files]`; the private directory when absent.
+    pub path: Option<String>,
 }
 
 /// `[mask]`: values that are not secret.

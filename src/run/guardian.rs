@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::pre_exec;
+use super::secret_files::Created;
 use super::signals::FORWARDED;
 use crate::cleanup::Orphan;
 
@@ -40,6 +41,9 @@ pub(crate) const DISABLE_ENV: &str = "STEPSECRET_UNGUARDED";
 pub(crate) enum Message {
     /// Remove this file or directory (with everything in it) if stepsecret dies.
     Watch(PathBuf),
+    /// Remove this file (or empty folder) at a chosen path if stepsecret dies and it is still
+    /// the one stepsecret created.
+    Created(Created),
     /// Have its source undo this (revoke a token, leases) if stepsecret dies.
     Revoke(Orphan),
     /// Cleanup was done by stepsecret; exit without touching anything.
@@ -107,6 +111,7 @@ pub(crate) fn run() -> u8 {
     }
     let mut watched: Vec<PathBuf> = Vec::new();
     let mut orphans: Vec<Orphan> = Vec::new();
+    let mut created: Vec<Created> = Vec::new();
     let mut done = false;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -114,6 +119,7 @@ pub(crate) fn run() -> u8 {
         match serde_json::from_str::<Message>(&line) {
             Ok(Message::Watch(path)) => watched.push(path),
             Ok(Message::Revoke(orphan)) => orphans.push(orphan),
+            Ok(Message::Created(c)) => created.push(c),
             Ok(Message::Done) => done = true,
             Err(_) => {}
         }
@@ -130,6 +136,15 @@ pub(crate) fn run() -> u8 {
                 ),
                 Some(e) => eprintln!("stepsecret: guardian: {} failed: {e}", event.what),
             }
+        }
+    }
+    // Newest first: a file before the folders made for it.
+    for c in created.iter().rev() {
+        if c.remove() {
+            eprintln!(
+                "stepsecret: guardian: the run ended without cleaning up; removed {}",
+                c.path.display()
+            );
         }
     }
     for path in watched {

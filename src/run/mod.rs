@@ -7,7 +7,8 @@
 //! 1. the command has exited and its output pumps have drained ([`child`]);
 //! 2. the sources clean up: Vault leases and the login token are revoked (the guardian is still
 //!    watching, so a SIGKILL during this step still revokes them);
-//! 3. the file secrets and their private directory are removed ([`secret_files`]);
+//! 3. the file secrets and their private directory, and the files written at chosen paths
+//!    (with the folders made for them), are removed ([`secret_files`]);
 //! 4. the guardian stands down ([`guardian`]): only now is there nothing left for it to undo;
 //! 5. signal handling ends ([`signals`]) and the redactor's secrets are dropped (wiped);
 //! 6. the audit record is written, with the cleanup's outcome and the exit code.
@@ -23,6 +24,7 @@ mod pre_exec;
 mod secret_files;
 mod signals;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +33,7 @@ use secrecy::ExposeSecret;
 use self::child::Launch;
 use self::env::{ChildEnv, Secret};
 use self::guardian::Guardian;
-use self::secret_files::SecretDir;
+use self::secret_files::{Placed, SecretDir};
 use self::signals::Signals;
 use crate::audit::AuditLog;
 use crate::bundle::{self, BundledVar};
@@ -43,6 +45,7 @@ use crate::plan::{Plan, Target};
 use crate::redact::{MIN_LEN, Redactor};
 use crate::resolve::{ResolvedVar, Sources, resolve};
 use crate::rotation;
+use crate::template::Rendered;
 
 /// Runs `args.command` with the secrets `args` names; returns the exit code to end with.
 pub(crate) fn run(args: &RunArgs, env: &Env) -> Result<u8, Error> {
@@ -59,6 +62,8 @@ pub(crate) struct Session<'e> {
     signals: Option<Signals>,
     sources: Option<Sources>,
     dir: Option<SecretDir>,
+    /// Files at the paths the spec chose.
+    placed: Placed,
     guardian: Option<Guardian>,
     /// Masks the command's output; `None` with `--no-redact` or before the secrets are known.
     redactor: Option<Arc<Redactor>>,
@@ -80,6 +85,7 @@ impl<'e> Session<'e> {
             signals: None,
             sources: None,
             dir: None,
+            placed: Placed::default(),
             guardian: None,
             redactor: None,
             cleanup: Vec::new(),
@@ -91,9 +97,10 @@ impl<'e> Session<'e> {
     fn execute(&mut self, args: &RunArgs) -> Result<u8, Error> {
         let started = Instant::now();
         let plan = Plan::build(&args.spec, self.env)?;
-        if plan.entries.is_empty() && args.bundle.is_none() {
+        if plan.entries.is_empty() && plan.templates.is_empty() && args.bundle.is_none() {
             return Err(UsageError::NothingToResolve.into());
         }
+        secret_files::refuse_existing(chosen_paths(&plan))?;
         self.phase("plan", started);
         let signals = self.signals.insert(
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?,
@@ -124,17 +131,22 @@ impl<'e> Session<'e> {
         let names: Vec<&str> = secrets.iter().map(|(name, _, _)| *name).collect();
         plan.check_public(&names)?;
         let consumed = sources.consumed_env();
-        self.start_guardian(&secrets)?;
-        let files = self.write_files(&secrets)?;
-        self.redactor = (!args.no_redact).then(|| redactor(&plan, &secrets));
+        let rendered = render(&plan, &secrets)?;
+        let files = deliveries(&plan, &vars, &bundled, &rendered);
+        self.start_guardian(&files)?;
+        let files = self.write_files(&files)?;
+        if let Some(audit) = &mut self.audit {
+            audit.files(&files);
+        }
+        self.redactor = (!args.no_redact).then(|| redactor(&plan, &secrets, &rendered));
         self.command(args, ChildEnv::new(&secrets, &files, consumed))
     }
 
     /// Starts the guardian when there is something a SIGKILL would leave behind, after
     /// creating the private directory for file secrets (so the guardian watches it before the
     /// first file is written).
-    fn start_guardian(&mut self, secrets: &[Secret<'_>]) -> Result<(), Error> {
-        if secrets.iter().any(|(_, target, _)| *target == Target::File) {
+    fn start_guardian(&mut self, files: &[Delivery<'_>]) -> Result<(), Error> {
+        if files.iter().any(|f| f.path.is_none()) {
             self.dir = Some(SecretDir::create(&self.env.temp_dir())?);
         }
         let to_undo = self
@@ -142,7 +154,10 @@ impl<'e> Session<'e> {
             .as_ref()
             .map(Sources::guard)
             .unwrap_or_default();
-        if self.env.is_set(guardian::DISABLE_ENV) || (self.dir.is_none() && to_undo.is_empty()) {
+        let placed = files.iter().any(|f| f.path.is_some());
+        if self.env.is_set(guardian::DISABLE_ENV)
+            || (self.dir.is_none() && !placed && to_undo.is_empty())
+        {
             return Ok(());
         }
         let started = Guardian::start().and_then(|mut g| {
@@ -163,19 +178,31 @@ impl<'e> Session<'e> {
         Ok(())
     }
 
-    /// Writes each file secret; returns (name, path) for the command's environment.
+    /// Writes each file (secret or rendered template); returns (name, path) for the
+    /// command's environment.
     fn write_files<'s>(
-        &self,
-        secrets: &[Secret<'s>],
-    ) -> Result<Vec<(&'s str, std::path::PathBuf)>, Error> {
-        let Some(dir) = &self.dir else {
-            return Ok(Vec::new());
-        };
-        secrets
-            .iter()
-            .filter(|(_, target, _)| *target == Target::File)
-            .map(|(name, _, value)| Ok((*name, dir.write(name, value)?)))
-            .collect()
+        &mut self,
+        files: &[Delivery<'s>],
+    ) -> Result<Vec<(&'s str, PathBuf)>, Error> {
+        let mut written = Vec::with_capacity(files.len());
+        for file in files {
+            let path = match (file.path, &self.dir) {
+                (Some(path), _) => {
+                    let guardian = &mut self.guardian;
+                    let mut watch = |created: &secret_files::Created| {
+                        if let Some(g) = guardian.as_mut() {
+                            let _ = g.send(&guardian::Message::Created(created.clone()));
+                        }
+                    };
+                    self.placed.write(file.name, path, file.bytes, &mut watch)?;
+                    path.to_path_buf()
+                }
+                (None, Some(dir)) => dir.write(file.name, file.bytes)?,
+                (None, None) => unreachable!("the private directory exists for such files"),
+            };
+            written.push((file.name, path));
+        }
+        Ok(written)
     }
 
     /// Starts the command unless a signal came first, and waits for it.
@@ -225,6 +252,7 @@ impl<'e> Session<'e> {
             self.timings = sources.timings();
         }
         drop(self.dir.take());
+        drop(std::mem::take(&mut self.placed));
         drop(self.guardian.take());
         drop(self.signals.take());
         drop(self.redactor.take());
@@ -297,15 +325,92 @@ fn secrets<'a>(
         .collect())
 }
 
+/// The paths the spec chose, with the variable each belongs to.
+fn chosen_paths(plan: &Plan) -> impl Iterator<Item = (&str, &Path)> {
+    let files = plan
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.name.as_str(), e.path.as_deref()?)));
+    let templates = plan
+        .templates
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.path.as_deref()?)));
+    files.chain(templates)
+}
+
+/// Renders every template with every secret by name. Filter outputs made from a value that
+/// is not public come back as derived secrets, for the redactor.
+fn render(plan: &Plan, secrets: &[Secret<'_>]) -> Result<Vec<Rendered>, Error> {
+    if plan.templates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vars: Vec<(&str, &[u8])> = secrets.iter().map(|(n, _, v)| (*n, *v)).collect();
+    let masked: Vec<&[u8]> = secrets
+        .iter()
+        .filter(|(name, _, _)| !plan.is_public(name))
+        .map(|(_, _, value)| *value)
+        .collect();
+    plan.templates
+        .iter()
+        .map(|t| Ok(t.template.render(&vars, &masked)?))
+        .collect()
+}
+
+/// One file for the command: a file secret or a rendered template.
+struct Delivery<'a> {
+    name: &'a str,
+    bytes: &'a [u8],
+    /// The path the spec chose; `None` for the private directory.
+    path: Option<&'a Path>,
+}
+
+/// Every file to write: `[files]` secrets (and the bundle's), then rendered templates.
+fn deliveries<'a>(
+    plan: &'a Plan,
+    vars: &'a [ResolvedVar],
+    bundled: &'a [BundledVar],
+    rendered: &'a [Rendered],
+) -> Vec<Delivery<'a>> {
+    let files = vars
+        .iter()
+        .filter(|v| v.target == Target::File)
+        .map(|v| Delivery {
+            name: &v.name,
+            bytes: v.value.expose_secret(),
+            path: plan.entries[v.entry].path.as_deref(),
+        });
+    let bundled = bundled
+        .iter()
+        .filter(|v| v.target == Target::File)
+        .map(|v| Delivery {
+            name: &v.name,
+            bytes: v.value.expose_secret(),
+            path: None,
+        });
+    let templates = plan.templates.iter().zip(rendered).map(|(t, r)| Delivery {
+        name: &t.name,
+        bytes: &r.bytes,
+        path: t.path.as_deref(),
+    });
+    files.chain(bundled).chain(templates).collect()
+}
+
 /// The redactor for every secret, its automaton compiled on a thread of its own while the
 /// command starts (the first output waits for it).
-/// Public values (`[mask] public`, `--public`) are left out: they are not secret.
-fn redactor(plan: &Plan, secrets: &[Secret<'_>]) -> Arc<Redactor> {
+/// Public values (`[mask] public`, `--public`) are left out: they are not secret. Values a
+/// template's filters derived from secrets are masked under the template's name.
+fn redactor(plan: &Plan, secrets: &[Secret<'_>], rendered: &[Rendered]) -> Arc<Redactor> {
+    let derived = plan.templates.iter().zip(rendered).flat_map(|(t, r)| {
+        r.derived
+            .iter()
+            .map(move |value| (t.name.as_str(), value.as_slice()))
+    });
     let (redactor, too_short) = Redactor::new(
         secrets
             .iter()
             .filter(|(name, _, _)| !plan.is_public(name))
-            .map(|(name, _, value)| (*name, *value)),
+            .map(|(name, _, value)| (*name, *value))
+            .chain(derived),
     );
     for name in too_short {
         warn(format!(
