@@ -103,7 +103,7 @@ pub(super) fn check(args: CheckArgs, env: &Env) -> Result<u8, Error> {
 
     match args.format {
         Format::Text => print_text(&plan, &rows, &identities, &failures),
-        Format::Json => print_json(&rows, &identities, &failures),
+        Format::Json => print_json(&plan, &rows, &identities, &failures),
     }
     Ok(failures.first().map_or(0, |f| f.error.kind.exit_code()))
 }
@@ -192,6 +192,27 @@ fn print_text(
     if !public.is_empty() {
         println!("public (set, never masked): {}", public.join(", "));
     }
+    for file in files(plan) {
+        let exists = if file.exists {
+            " (exists: run refuses to overwrite it)"
+        } else {
+            ""
+        };
+        let reads = if file.reads.is_empty() {
+            String::new()
+        } else {
+            format!(", reads {}", file.reads.join(", "))
+        };
+        println!(
+            "{} {}: {}{exists}{reads}",
+            file.kind,
+            file.name,
+            file.path.as_deref().unwrap_or("private directory"),
+        );
+        if let Some(template) = &file.template {
+            println!("  template: {template}");
+        }
+    }
     if let Some(spec) = &plan.spec_path {
         println!("spec: {}", spec.display());
     }
@@ -205,7 +226,52 @@ fn print_text(
     }
 }
 
+/// A file the run writes, as `check` lists it: never its contents.
+struct FileRow {
+    kind: &'static str,
+    name: String,
+    /// The chosen path; `None` for the private directory.
+    path: Option<String>,
+    exists: bool,
+    template: Option<String>,
+    /// The variables a template reads.
+    reads: Vec<String>,
+}
+
+/// The files at chosen paths and the templates of the plan.
+fn files(plan: &Plan) -> Vec<FileRow> {
+    let shown = |p: Option<&std::path::PathBuf>| p.map(|p| p.display().to_string());
+    let exists = |p: Option<&std::path::PathBuf>| p.is_some_and(|p| p.symlink_metadata().is_ok());
+    let files = plan
+        .entries
+        .iter()
+        .filter(|e| e.path.is_some())
+        .map(|e| FileRow {
+            kind: "file",
+            name: e.name.clone(),
+            path: shown(e.path.as_ref()),
+            exists: exists(e.path.as_ref()),
+            template: None,
+            reads: Vec::new(),
+        });
+    let templates = plan.templates.iter().map(|t| FileRow {
+        kind: "template",
+        name: t.name.clone(),
+        path: shown(t.path.as_ref()),
+        exists: exists(t.path.as_ref()),
+        template: Some(t.template.path().display().to_string()),
+        reads: t
+            .template
+            .variables()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect(),
+    });
+    files.chain(templates).collect()
+}
+
 fn print_json(
+    plan: &Plan,
     rows: &[Row],
     identities: &[(crate::reference::Backend, Vec<(String, String)>)],
     failures: &[Failure],
@@ -250,6 +316,14 @@ fn print_json(
         "ok": failures.is_empty(),
         "exit_code": failures.first().map_or(0, |f| f.error.kind.exit_code()),
         "secrets": secrets,
+        "files": files(plan).iter().map(|f| json!({
+            "kind": f.kind,
+            "name": f.name,
+            "path": f.path,
+            "exists": f.exists,
+            "template": f.template,
+            "reads": f.reads,
+        })).collect::<Vec<_>>(),
         "identities": identities,
         "errors": failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });

@@ -15,6 +15,7 @@ mod contract_aws;
 mod contract_aws_ssm;
 mod contract_env;
 mod contract_vault;
+mod delivery;
 mod doctor;
 mod env_source;
 mod kill;
