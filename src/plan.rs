@@ -158,20 +158,18 @@ impl Plan {
         };
         let mut raw: Vec<RawEntry> = Vec::new();
         if let Some(spec) = &spec {
+            let plain = |table: &'_ BTreeMap<Spanned<String>, Spanned<String>>, target, expand| {
+                let table = table.iter().map(|(n, r)| (n, r.get_ref(), None));
+                spec_entries(spec, table, target, expand).collect::<Vec<_>>()
+            };
             let files = spec.file.files.iter().map(|(name, file)| {
                 let FileSpec { reference, path } = file.get_ref();
                 (name, reference, path.as_ref())
             });
+            raw.extend(plain(&spec.file.env, Target::Env, false));
             raw.extend(spec_entries(spec, files, Target::File, false));
-            let tables = [
-                (&spec.file.env, Target::Env, false),
-                (&spec.file.values, Target::Value, false),
-                (&spec.file.expand, Target::Env, true),
-            ];
-            for (table, target, expand) in tables {
-                let table = table.iter().map(|(n, r)| (n, r.get_ref(), None));
-                raw.extend(spec_entries(spec, table, target, expand));
-            }
+            raw.extend(plain(&spec.file.values, Target::Value, false));
+            raw.extend(plain(&spec.file.expand, Target::Env, true));
         }
         for (flags, target, origin) in [
             (&args.secret, Target::Env, Origin::SecretFlag),

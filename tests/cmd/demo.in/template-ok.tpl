@@ -1,0 +1,3 @@
+user: demo
+token: {{ TOKEN }}
+password: {{ DB_PASSWORD | trim }}

@@ -1,0 +1,2 @@
+user: demo
+token: {{ TOKNE }}
