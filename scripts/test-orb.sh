@@ -202,6 +202,10 @@ recipient=$("$bin" keygen -o "$tmp/identity.txt" 2>/dev/null | grep -o 'age1[0-9
 printf 'API_TOKEN=%s\n' "$value" >"$tmp/secrets.env"
 "$bin" seal -r "$recipient" -o "$proj/ci/secrets.env.age" "$tmp/secrets.env" >/dev/null 2>&1
 printf '[env]\nAPI_TOKEN = "age://secrets.env.age#API_TOKEN"\n' >"$proj/ci/stepsecret.toml"
+# The same value delivered the way npm reads it: a template rendered to .npmrc in the project.
+printf '[values]\nAPI_TOKEN = "age://secrets.env.age#API_TOKEN"\n\n[templates]\nNPMRC = { template = "npmrc.tpl", path = ".npmrc" }\n' \
+    >"$proj/ci/templates.toml"
+printf '//registry.npmjs.org/:_authToken={{ API_TOKEN }}\n' >"$proj/ci/npmrc.tpl"
 check "fixture: keygen gave a recipient and seal wrote secrets.env.age" \
     test -n "$recipient" -a -s "$proj/ci/secrets.env.age"
 
@@ -369,6 +373,15 @@ for sh_name in "${shells[@]}"; do
     check "[$sh_name] run.sh with spec: the command ran and exited 0" test "$rc" -eq 0
     check "[$sh_name] ... its output shows token=[masked:API_TOKEN]" has "token=[masked:API_TOKEN]"
     check "[$sh_name] ... and never the value" bash -c '! grep -qF -- "$1" <<<"$2"' _ "$value" "$out"
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/        | /'
+
+    # run: a spec with a template; the file exists for the command only.
+    run_orb run.sh PARAM_COMMAND='test "$NPMRC" = "$PWD/.npmrc" && cat .npmrc && echo "env=${API_TOKEN-unset}"' \
+        PARAM_SPEC=ci/templates.toml STEPSECRET_AGE_IDENTITY_FILE="$tmp/identity.txt"
+    check "[$sh_name] run.sh with a template: the command read .npmrc, masked" \
+        has "//registry.npmjs.org/:_authToken=[masked:API_TOKEN]"
+    check "[$sh_name] ... the template-only value was not in its environment" has "env=unset"
+    check "[$sh_name] ... and .npmrc is gone after the step" test "$rc" -eq 0 -a ! -e "$cwd/.npmrc"
     [ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/        | /'
 
     run_orb run.sh PARAM_COMMAND='echo started; exit 7' PARAM_SPEC=ci/stepsecret.toml \

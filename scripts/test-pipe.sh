@@ -134,6 +134,19 @@ check "COMMAND sees the secrets, masked in its output" \
 check "no value in the pipe's output or errors" sh -c "! grep -qF -e '$token' -e '$db' '$work/out' '$work/err'"
 check "no plain secret anywhere under the build folder" no_plain_secret_in_build
 
+# A template through the spec: .npmrc in the build folder while COMMAND runs, gone after.
+printf '[values]\nAPI_TOKEN = "age://secrets.env.age#API_TOKEN"\n\n[templates]\nNPMRC = { template = "npmrc.tpl", path = ".npmrc" }\n' \
+    >"$build/ci/templates.toml"
+printf '//registry.npmjs.org/:_authToken={{ API_TOKEN }}\n' >"$build/ci/npmrc.tpl"
+pipe -e SPEC=ci/templates.toml \
+    -e COMMAND='test "$NPMRC" = "$PWD/.npmrc" && cat .npmrc && echo "env=${API_TOKEN-unset}"' \
+    >"$work/out" 2>"$work/err"
+code=$?
+check "a template in the spec: COMMAND read .npmrc, masked, without the value in its environment" \
+    diff <(printf '//registry.npmjs.org/:_authToken=[masked:API_TOKEN]\nenv=unset\n') "$work/out"
+check "... exit 0, and .npmrc is gone after the pipe" test "$code" = 0 -a ! -e "$build/.npmrc"
+check "no plain secret anywhere under the build folder" no_plain_secret_in_build
+
 pipe -e SECRETS_COUNT=1 -e SECRETS_0='X=age://ci/secrets.env.age#NOPE' -e COMMAND='touch ran' >"$work/out" 2>"$work/err"
 code=$?
 check "a missing key fails closed with 69, naming the variable" sh -c "test $code = 69 && grep -q 'X (age://ci/secrets.env.age#NOPE)' '$work/err'"

@@ -322,6 +322,12 @@ pub enum UsageError {
     /// EXPORT_RECIPIENT without the step's UUID.
     #[error("EXPORT_RECIPIENT needs {STEP_ENV} (set by Bitbucket)")]
     ExportNeedsStep,
+    /// EXPORT_RECIPIENT with a spec that renders templates or writes files at chosen paths:
+    /// a bundle carries variables, and files belong to the run that uses them.
+    #[error(
+        "EXPORT_RECIPIENT hands over variables only: [templates] and path = \"...\" files are written by the run that uses them; run that COMMAND in this pipe instead"
+    )]
+    ExportWithFiles,
     /// EXPORT_RECIPIENT with nothing to export.
     #[error("nothing to export: set SPEC or SECRETS")]
     NothingToExport,

@@ -217,6 +217,9 @@ fn export(spec: &SpecArgs, recipient: &str, env: &Env) -> Result<u8, Error> {
         None => DEFAULT_BUNDLE_TTL,
     };
     let plan = Plan::build(spec, env)?;
+    if !plan.templates.is_empty() || plan.entries.iter().any(|e| e.path.is_some()) {
+        return Err(UsageError::ExportWithFiles.into());
+    }
     if plan.entries.is_empty() {
         return Err(UsageError::NothingToExport.into());
     }
