@@ -20,7 +20,7 @@ use crate::error::{Error, SpecError};
 pub use crate::reference::is_env_name;
 use crate::reference::{Backend, Location, Reference, Selector};
 use crate::spec::{AwsSettings, FileSpec, Spec, TemplateSpec, VaultSettings};
-use crate::template::Template;
+use crate::template::{Rendered, Template};
 
 /// The spec file used when --spec and STEPSECRET_SPEC are both absent, if it exists.
 pub const DEFAULT_SPEC: &str = "stepsecret.toml";
@@ -259,6 +259,36 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// Renders every template with `vars` (every variable of the run, by name). Filter
+    /// outputs made from a value that is not public come back as derived secrets, for the
+    /// redactor.
+    pub fn render(&self, vars: &[(&str, &[u8])]) -> Result<Vec<Rendered>, Error> {
+        if self.templates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let masked: Vec<&[u8]> = vars
+            .iter()
+            .filter(|(name, _)| !self.is_public(name))
+            .map(|(_, value)| *value)
+            .collect();
+        self.templates
+            .iter()
+            .map(|t| Ok(t.template.render(vars, &masked)?))
+            .collect()
+    }
+
+    /// The values templates derived from secrets, each with its template's name.
+    pub fn derived<'a>(
+        &'a self,
+        rendered: &'a [Rendered],
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.templates.iter().zip(rendered).flat_map(|(t, r)| {
+            r.derived
+                .iter()
+                .map(move |value| (t.name.as_str(), value.as_slice()))
+        })
     }
 
     /// The backends this plan uses, each once.

@@ -40,10 +40,18 @@ pub(super) fn redact(args: RedactArgs, env: &Env) -> Result<u8, Error> {
             )),
         }
     }
+    // Templates are rendered (and dropped) only for what their filters derive from secrets,
+    // such as the base64 of `user:password` in a docker config: masked as `run` masks it.
+    let all: Vec<(&str, &[u8])> = vars
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.expose_secret()))
+        .collect();
+    let rendered = plan.render(&all)?;
     let secrets = vars
         .iter()
         .filter(|v| !plan.is_public(&v.name))
         .map(|v| (v.name.as_str(), v.value.expose_secret()))
+        .chain(plan.derived(&rendered))
         .chain(from_env.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let (redactor, too_short) = Redactor::new(secrets);
     for name in too_short {

@@ -131,7 +131,8 @@ impl<'e> Session<'e> {
         let names: Vec<&str> = secrets.iter().map(|(name, _, _)| *name).collect();
         plan.check_public(&names)?;
         let consumed = sources.consumed_env();
-        let rendered = render(&plan, &secrets)?;
+        let by_name: Vec<(&str, &[u8])> = secrets.iter().map(|(n, _, v)| (*n, *v)).collect();
+        let rendered = plan.render(&by_name)?;
         let files = deliveries(&plan, &vars, &bundled, &rendered);
         self.start_guardian(&files)?;
         let files = self.write_files(&files)?;
@@ -338,24 +339,6 @@ fn chosen_paths(plan: &Plan) -> impl Iterator<Item = (&str, &Path)> {
     files.chain(templates)
 }
 
-/// Renders every template with every secret by name. Filter outputs made from a value that
-/// is not public come back as derived secrets, for the redactor.
-fn render(plan: &Plan, secrets: &[Secret<'_>]) -> Result<Vec<Rendered>, Error> {
-    if plan.templates.is_empty() {
-        return Ok(Vec::new());
-    }
-    let vars: Vec<(&str, &[u8])> = secrets.iter().map(|(n, _, v)| (*n, *v)).collect();
-    let masked: Vec<&[u8]> = secrets
-        .iter()
-        .filter(|(name, _, _)| !plan.is_public(name))
-        .map(|(_, _, value)| *value)
-        .collect();
-    plan.templates
-        .iter()
-        .map(|t| Ok(t.template.render(&vars, &masked)?))
-        .collect()
-}
-
 /// One file for the command: a file secret or a rendered template.
 struct Delivery<'a> {
     name: &'a str,
@@ -400,17 +383,12 @@ fn deliveries<'a>(
 /// Public values (`[mask] public`, `--public`) are left out: they are not secret. Values a
 /// template's filters derived from secrets are masked under the template's name.
 fn redactor(plan: &Plan, secrets: &[Secret<'_>], rendered: &[Rendered]) -> Arc<Redactor> {
-    let derived = plan.templates.iter().zip(rendered).flat_map(|(t, r)| {
-        r.derived
-            .iter()
-            .map(move |value| (t.name.as_str(), value.as_slice()))
-    });
     let (redactor, too_short) = Redactor::new(
         secrets
             .iter()
             .filter(|(name, _, _)| !plan.is_public(name))
             .map(|(name, _, value)| (*name, *value))
-            .chain(derived),
+            .chain(plan.derived(rendered)),
     );
     for name in too_short {
         warn(format!(

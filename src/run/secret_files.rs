@@ -141,6 +141,8 @@ impl Placed {
             for dir in missing.into_iter().rev() {
                 DirBuilder::new().mode(0o700).create(dir).map_err(failed)?;
                 let created = Created::of(dir, true).map_err(failed)?;
+                // The mode above is masked by the umask: 0700 whatever it is.
+                std::fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(failed)?;
                 watch(&created);
                 self.created.push(created);
             }
@@ -160,6 +162,8 @@ impl Placed {
         let created = Created::of(path, false).map_err(failed)?;
         watch(&created);
         self.created.push(created);
+        file.set_permissions(Permissions::from_mode(0o600))
+            .map_err(failed)?;
         file.write_all(value)
             .and_then(|()| file.flush())
             .map_err(failed)

@@ -402,3 +402,15 @@ fn assert_gone(dir: &Path) {
         assert!(dir.join(name).exists(), "{name} removed");
     }
 }
+
+#[test]
+fn redact_masks_what_templates_derive_as_run_does() {
+    let auth = STANDARD.encode(format!("{DOCKER_USER}:{DOCKER_PASSWORD}"));
+    let t = registry_fixture()
+        .args(["redact"])
+        .stdin(format!("auth {auth}\ntoken {NPM_TOKEN}\n"));
+    let out = t.run();
+    out.code(0)
+        .stdout_is("auth [masked:DOCKER_CONFIG_JSON]\ntoken [masked:NPM_TOKEN]\n");
+    assert!(!t.path().join(".npmrc").exists(), "redact writes no file");
+}
