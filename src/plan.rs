@@ -190,7 +190,7 @@ impl Plan {
             }
         }
 
-        let places = Places::new(env)?;
+        let places = Places::new(env);
         let mut entries: Vec<Entry> = Vec::with_capacity(raw.len());
         let mut seen = Names::default();
         for r in raw {
@@ -202,7 +202,7 @@ impl Plan {
             Some(spec) => templates(spec, &places, &mut seen, &entries)?,
             None => Vec::new(),
         };
-        places.check_distinct(&entries, &templates)?;
+        check_distinct(&entries, &templates)?;
 
         let base_dir = spec
             .as_ref()
@@ -416,11 +416,11 @@ struct Places {
 }
 
 impl Places {
-    fn new(env: &Env) -> Result<Places, Error> {
-        Ok(Places {
+    fn new(env: &Env) -> Places {
+        Places {
             cwd: Env::current_dir().ok(),
             home: env.home(),
-        })
+        }
     }
 
     /// The absolute, lexically normal path `written` names.
@@ -432,63 +432,53 @@ impl Places {
                 reason,
             })
         };
+        let last = written.rsplit('/').next().unwrap_or_default();
         if written.is_empty() {
             return Err(bad("is empty"));
         }
-        if written.ends_with('/') {
+        if matches!(last, "" | "." | ".." | "~") {
             return Err(bad("names a folder: give the file's name"));
         }
         let joined = if let Some(rest) = written.strip_prefix("~/") {
-            let home = self
-                .home
-                .as_ref()
-                .ok_or_else(|| bad("starts with ~/ but HOME is not set"))?;
-            home.join(rest)
+            let home = self.home.as_ref();
+            home.ok_or_else(|| bad("starts with ~/ but HOME is not set"))?
+                .join(rest)
         } else if written.starts_with('~') {
             return Err(bad(
                 "uses ~user, which is not supported: write ~/... or a full path",
             ));
         } else {
-            let cwd = self
-                .cwd
-                .as_ref()
-                .ok_or_else(|| bad("is relative, and the working directory is unknown"))?;
-            cwd.join(written)
+            let cwd = self.cwd.as_ref();
+            cwd.ok_or_else(|| bad("is relative, and the working directory is unknown"))?
+                .join(written)
         };
         let normal = normalize(&joined);
-        if normal.file_name().is_none()
-            || written.ends_with("/.")
-            || written.ends_with("/..")
-            || written == "."
-            || written == ".."
-        {
+        if normal.file_name().is_none() {
             return Err(bad("names a folder: give the file's name"));
         }
         Ok(normal)
     }
+}
 
-    /// Refuses two entries writing the same file.
-    fn check_distinct(&self, entries: &[Entry], templates: &[TemplateEntry]) -> Result<(), Error> {
-        let mut seen: BTreeMap<&Path, &Origin> = BTreeMap::new();
-        let placed = entries
-            .iter()
-            .filter_map(|e| e.path.as_deref().map(|p| (&e.name, p, &e.origin)))
-            .chain(
-                templates
-                    .iter()
-                    .filter_map(|t| t.path.as_deref().map(|p| (&t.name, p, &t.origin))),
-            );
-        for (name, path, origin) in placed {
-            if let Some(first) = seen.insert(path, origin) {
-                return Err(origin.error(EntryError::SamePath {
-                    name: name.clone(),
-                    path: path.to_path_buf(),
-                    first: first.clone(),
-                }));
-            }
+/// Refuses two entries writing the same file.
+fn check_distinct(entries: &[Entry], templates: &[TemplateEntry]) -> Result<(), Error> {
+    let mut seen: BTreeMap<&Path, &Origin> = BTreeMap::new();
+    let files = entries
+        .iter()
+        .filter_map(|e| Some((&e.name, e.path.as_deref()?, &e.origin)));
+    let templates = templates
+        .iter()
+        .filter_map(|t| Some((&t.name, t.path.as_deref()?, &t.origin)));
+    for (name, path, origin) in files.chain(templates) {
+        if let Some(first) = seen.insert(path, origin) {
+            return Err(origin.error(EntryError::SamePath {
+                name: name.clone(),
+                path: path.to_path_buf(),
+                first: first.clone(),
+            }));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// `path` without `.` and with each `..` applied, without touching the file system (the
@@ -777,6 +767,66 @@ mod tests {
                 "{msg:?}"
             );
         }
+    }
+
+    #[test]
+    fn chosen_paths_resolve_against_the_working_directory_and_home() {
+        let places = Places {
+            cwd: Some(PathBuf::from("/build/app")),
+            home: Some(PathBuf::from("/home/ci")),
+        };
+        let origin = Origin::FileFlag;
+        let ok = |written| places.resolve("F", written, &origin).unwrap();
+        assert_eq!(ok(".npmrc"), Path::new("/build/app/.npmrc"));
+        assert_eq!(
+            ok("./a/../.docker/config.json"),
+            Path::new("/build/app/.docker/config.json")
+        );
+        assert_eq!(ok("~/.npmrc"), Path::new("/home/ci/.npmrc"));
+        assert_eq!(ok("/etc/x.conf"), Path::new("/etc/x.conf"));
+        for folder in ["", "out/", ".", "a/..", "~", "/"] {
+            let e = places.resolve("F", folder, &origin).unwrap_err();
+            assert!(
+                matches!(&e, Error::Usage(UsageError::Entry { error, .. }) if matches!(**error, EntryError::BadPath { .. })),
+                "{folder:?}: {e:?}"
+            );
+        }
+        let e = places.resolve("F", "~root/x", &origin).unwrap_err();
+        assert!(e.to_string().contains("~user"), "{e}");
+        let homeless = Places {
+            cwd: None,
+            home: None,
+        };
+        assert!(
+            homeless
+                .resolve("F", "~/x", &origin)
+                .unwrap_err()
+                .to_string()
+                .contains("HOME")
+        );
+    }
+
+    #[test]
+    fn values_are_entries_that_only_templates_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stepsecret.toml");
+        std::fs::write(
+            &path,
+            "[values]\nTOKEN = \"age://a.age#k\"\n[env]\nTOKEN = \"age://a.age#j\"\n",
+        )
+        .unwrap();
+        let mut a = args(&[], &[], None);
+        a.spec = Some(path);
+        let (_, error, code) = entry_err(a.clone());
+        assert_eq!(code, 78);
+        assert!(matches!(error, EntryError::Duplicate { name, .. } if name == "TOKEN"));
+        std::fs::write(
+            a.spec.as_ref().unwrap(),
+            "[values]\nTOKEN = \"age://a.age#k\"\n",
+        )
+        .unwrap();
+        let plan = Plan::build(&a, &Env::default()).unwrap();
+        assert_eq!(plan.entries[0].target, Target::Value);
     }
 
     #[test]
