@@ -370,10 +370,7 @@ fn templates(
         check_name(&name, false, &origin)?;
         seen.add(None, &name, &origin)?;
         let TemplateSpec { template, path } = entry.get_ref();
-        let file = match spec.base_dir() {
-            dir if dir == Path::new(".") => PathBuf::from(template),
-            dir => dir.join(template),
-        };
+        let file = template_file(spec, template);
         let template = Template::load(&file)
             .map_err(|e| {
                 origin.error(EntryError::TemplateUnreadable {
@@ -407,6 +404,21 @@ fn templates(
         });
     }
     Ok(templates)
+}
+
+/// Where a template file is: relative to the spec's folder (as `age://` files are) when it
+/// is there, else to the working directory (a spec in `ci/` naming `ci/npmrc.tpl` the way
+/// the repository's root sees it).
+fn template_file(spec: &Spec, written: &str) -> PathBuf {
+    let beside_spec = match spec.base_dir() {
+        dir if dir == Path::new(".") => PathBuf::from(written),
+        dir => dir.join(written),
+    };
+    if beside_spec.exists() || Path::new(written).is_absolute() || !Path::new(written).exists() {
+        beside_spec
+    } else {
+        PathBuf::from(written)
+    }
 }
 
 /// Resolves `path = "..."`: relative to the command's working directory, `~/` in HOME.

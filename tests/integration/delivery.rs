@@ -414,3 +414,25 @@ fn redact_masks_what_templates_derive_as_run_does() {
         .stdout_is("auth [masked:DOCKER_CONFIG_JSON]\ntoken [masked:NPM_TOKEN]\n");
     assert!(!t.path().join(".npmrc").exists(), "redact writes no file");
 }
+
+#[test]
+fn a_template_is_found_beside_the_spec_or_from_the_working_directory() {
+    for written in ["npmrc.tpl", "ci/npmrc.tpl"] {
+        let t = fixture(
+            &[("NPM_TOKEN", NPM_TOKEN)],
+            "",
+        )
+        .file(
+            "ci/stepsecret.toml",
+            format!("[values]\nNPM_TOKEN = \"age://../s.age#NPM_TOKEN\"\n[templates]\nNPMRC = {{ template = \"{written}\", path = \".npmrc\" }}\n"),
+        )
+        .file("ci/npmrc.tpl", "t={{ NPM_TOKEN }}")
+        .args(["run", "--spec", "ci/stepsecret.toml", "--", "cp", ".npmrc", "copy"]);
+        t.run().code(0);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("copy")).unwrap(),
+            format!("t={NPM_TOKEN}"),
+            "{written}"
+        );
+    }
+}
