@@ -13,6 +13,7 @@
 
 pub mod escapes;
 pub mod forms;
+mod scan;
 mod stream;
 
 use std::collections::HashSet;
@@ -94,7 +95,7 @@ pub struct Redactor {
     /// The forms to compile, taken (and wiped) when the automaton is built.
     patterns: Mutex<Vec<Zeroizing<Vec<u8>>>>,
     /// `None` once built when there is nothing to mask (no values, or all too short).
-    engine: OnceLock<Option<Engine>>,
+    engine: OnceLock<Option<(Engine, scan::Starts)>>,
     /// For each pattern, the index of the secret (and marker) it belongs to.
     labels: Vec<u32>,
     /// `[masked:NAME]` for each secret.
@@ -178,6 +179,11 @@ impl Redactor {
     }
 
     pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.compiled().map(|(engine, _)| engine)
+    }
+
+    /// The automaton and the set of pattern heads it skips by (see [`scan`]).
+    pub(crate) fn compiled(&self) -> Option<(&Engine, &scan::Starts)> {
         self.engine
             .get_or_init(|| {
                 let patterns =
@@ -185,38 +191,44 @@ impl Redactor {
                 if patterns.is_empty() {
                     return None;
                 }
-                // Byte classes: at most one per distinct byte, plus one for all the others.
-                let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
-                if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
-                    return Some(Engine::Dfa(
-                        DFA::builder()
-                            .match_kind(MatchKind::Standard)
-                            .start_kind(StartKind::Unanchored)
-                            .prefilter(false)
-                            .byte_classes(true)
-                            .build(patterns.iter().map(|p| p.as_slice()))
-                            .expect("a DFA under DFA_MAX_BYTES always builds"),
-                    ));
-                }
-                let full = contiguous::NFA::builder()
+                let starts = scan::Starts::new(patterns.iter().map(|p| p.as_slice()));
+                Some((self.build(patterns), starts))
+            })
+            .as_ref()
+            .map(|(engine, starts)| (engine, starts))
+    }
+
+    /// The automaton for `patterns`: a DFA, a gated DFA+NFA or an NFA, by size.
+    fn build(&self, patterns: Vec<Zeroizing<Vec<u8>>>) -> Engine {
+        // Byte classes: at most one per distinct byte, plus one for all the others.
+        let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
+        if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
+            return Engine::Dfa(
+                DFA::builder()
                     .match_kind(MatchKind::Standard)
+                    .start_kind(StartKind::Unanchored)
                     .prefilter(false)
                     .byte_classes(true)
                     .build(patterns.iter().map(|p| p.as_slice()))
-                    .expect("an NFA over the forms of at most a few thousand secrets builds");
-                let k = self.force_gate.or_else(|| {
-                    HEAD_LENGTHS.into_iter().find(|&k| {
-                        let (states, distinct) =
-                            trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
-                        states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
-                    })
-                });
-                Some(match k {
-                    Some(k) => self.gated(&patterns, full, k),
-                    None => Engine::Nfa(full),
-                })
+                    .expect("a DFA under DFA_MAX_BYTES always builds"),
+            );
+        }
+        let full = contiguous::NFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .byte_classes(true)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .expect("an NFA over the forms of at most a few thousand secrets builds");
+        let k = self.force_gate.or_else(|| {
+            HEAD_LENGTHS.into_iter().find(|&k| {
+                let (states, distinct) = trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
+                states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
             })
-            .as_ref()
+        });
+        match k {
+            Some(k) => self.gated(&patterns, full, k),
+            None => Engine::Nfa(full),
+        }
     }
 
     /// A DFA of the first `k` bytes of each pattern in front of the full NFA.

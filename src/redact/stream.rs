@@ -19,12 +19,12 @@
 //! seen recently, so a span covers the escapes between its first and last visible byte, and a
 //! marker whose span held an SGR sequence is followed by a reset.
 //!
-//! The scan runs four interleaved lanes over large writes: each lane after the first starts
-//! `max_len` bytes early from the start state, which puts it in the exact state it would have
-//! reached, and the four independent table walks hide each other's load latency (about 3x
-//! the single-lane speed on this kind of CPU).
+//! The automaton steps only from where a pattern may start; see [`super::scan`].
 //!
-//! Held-back bytes may be a secret, so every buffer here is wiped when it is released.
+//! Held-back bytes may be a secret, so every buffer here is wiped when it is released: its
+//! used part only ([`wipe`]), since the rest was wiped at the previous release (a `Vec`'s own
+//! `zeroize` wipes the whole capacity, a pass over a buffer grown to a whole read on every
+//! write).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -39,6 +39,7 @@ use aho_corasick::automaton::{Automaton, StateID};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::escapes::{Byte, Parser};
+use super::scan::{Starts, run, scan};
 use super::{Engine, Gate, MIN_LEN, Redactor, SGR_RESET};
 
 /// How long a short held tail waits for more input before it is written anyway.
@@ -105,7 +106,7 @@ impl<W: Write> Sink for Plain<W> {
     fn commit(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             let written = self.out.write_all(&self.buf);
-            self.buf.zeroize();
+            wipe(&mut self.buf);
             written?;
         }
         Ok(())
@@ -343,10 +344,13 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         let (mut start, end, sgr) = if self.runs.is_empty() {
             (vis_start + self.run_base, vis_end + self.run_base, false)
         } else {
+            // The runs strictly inside the match (the list is sorted by `vis`).
+            let first = self.runs.partition_point(|r| r.vis <= vis_start);
             let sgr = self
                 .runs
-                .iter()
-                .any(|r| r.sgr && vis_start < r.vis && r.vis < vis_end);
+                .range(first..)
+                .take_while(|r| r.vis < vis_end)
+                .any(|r| r.sgr);
             (self.raw_of(vis_start), self.raw_of(vis_end - 1) + 1, sgr)
         };
         if start < self.cover_end {
@@ -418,8 +422,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
         // Keep [pend_start, now) for the next write.
         if self.pend_start >= chunk_base {
-            self.pending.zeroize();
-            self.pending.clear();
+            wipe(&mut self.pending);
             let from = ((self.pend_start - chunk_base) as usize).min(chunk.len());
             self.pending.extend_from_slice(&chunk[from..]);
         } else {
@@ -544,6 +547,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         &mut self,
         a: &A,
         gate: Option<&Gate>,
+        starts: &Starts,
         buf: &[u8],
     ) -> io::Result<()> {
         if !self.started {
@@ -584,7 +588,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
         let visible: &[u8] = if plain { buf } else { &scratch };
         let vis_start = self.vis_now;
-        self.sid = scan(a, self.sid, visible, vis_start, warm, &mut hits);
+        self.sid = scan(a, starts, self.sid, visible, vis_start, warm, &mut hits);
         hits.sort_unstable_by_key(|h| h.0);
 
         let mut found = std::mem::take(&mut self.found);
@@ -652,7 +656,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
         self.push_tail(visible);
         self.vis_now += visible.len() as u64;
-        scratch.zeroize();
+        wipe(&mut scratch);
         self.visible = scratch;
         self.now += buf.len() as u64;
         self.hits = hits;
@@ -747,6 +751,16 @@ impl<W: Write> StreamWriter<'_, Split<W>> {
     }
 }
 
+/// Wipes and empties `buf` (its used part: see the module docs). A plain fill runs at memset
+/// speed, where zeroize's volatile writes go a byte at a time (a quarter of the scan time on
+/// 256 KiB writes); the buffer stays allocated and the zeroes are passed to `black_box`, so
+/// the stores cannot be dropped as dead.
+fn wipe(buf: &mut Vec<u8>) {
+    buf.fill(0);
+    std::hint::black_box(buf.as_slice());
+    buf.clear();
+}
+
 /// Copies input `[from, to)`, which lies in `pending ++ chunk`, to `out`.
 fn copy<S: Sink>(out: &mut S, held: (&[u8], u64, &[u8], u64), from: u64, to: u64) {
     let (pending, pending_base, chunk, chunk_base) = held;
@@ -773,16 +787,16 @@ impl<S: Sink> Write for StreamWriter<'_, S> {
         }
         let r = self.r.clone();
         self.last_input = Instant::now();
-        match r.engine() {
+        match r.compiled() {
             None => {
                 self.out.direct(self.now, buf)?;
                 self.now += buf.len() as u64;
                 self.pend_start = self.now;
                 self.pending_base = self.now;
             }
-            Some(Engine::Dfa(a)) => self.write_with(a, None, buf)?,
-            Some(Engine::Gated(a, g)) => self.write_with(a, Some(g), buf)?,
-            Some(Engine::Nfa(a)) => self.write_with(a, None, buf)?,
+            Some((Engine::Dfa(a), s)) => self.write_with(a, None, s, buf)?,
+            Some((Engine::Gated(a, g), s)) => self.write_with(a, Some(g), s, buf)?,
+            Some((Engine::Nfa(a), s)) => self.write_with(a, None, s, buf)?,
         }
         Ok(buf.len())
     }
@@ -911,85 +925,6 @@ impl Write for OutputWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Runs the automaton over `hay` from `sid`, ignoring matches.
-fn run<A: Automaton>(a: &A, mut sid: StateID, hay: &[u8]) -> StateID {
-    for &b in hay {
-        sid = a.next_state(Anchored::No, sid, b);
-    }
-    sid
-}
-
-/// Runs the automaton over `hay` from `sid`, recording each match state with the visible
-/// offset just past it.
-fn scan_serial<A: Automaton>(
-    a: &A,
-    mut sid: StateID,
-    hay: &[u8],
-    base: u64,
-    hits: &mut Vec<(u64, StateID)>,
-) -> StateID {
-    for (i, &b) in hay.iter().enumerate() {
-        sid = a.next_state(Anchored::No, sid, b);
-        if a.is_special(sid) && a.is_match(sid) {
-            hits.push((base + i as u64 + 1, sid));
-        }
-    }
-    sid
-}
-
-/// Like [`scan_serial`], in interleaved lanes when `hay` is large enough.
-fn scan<A: Automaton>(
-    a: &A,
-    sid: StateID,
-    hay: &[u8],
-    base: u64,
-    max_len: usize,
-    hits: &mut Vec<(u64, StateID)>,
-) -> StateID {
-    // Four lanes measured best on this 2-core Xeon (two: 0.6 GB/s, four: 1.1, six and eight:
-    // no better, under the same load).
-    scan_lanes::<4, A>(a, sid, hay, base, max_len, hits)
-}
-
-/// [`scan_serial`] in `N` interleaved lanes when `hay` is large enough.
-// `i` indexes every lane at once, which an iterator over one lane cannot express.
-#[allow(clippy::needless_range_loop)]
-fn scan_lanes<const N: usize, A: Automaton>(
-    a: &A,
-    sid: StateID,
-    hay: &[u8],
-    base: u64,
-    max_len: usize,
-    hits: &mut Vec<(u64, StateID)>,
-) -> StateID {
-    let q = hay.len() / N;
-    if q < 4 * max_len.max(64) {
-        return scan_serial(a, sid, hay, base, hits);
-    }
-    let start = a.start_state(Anchored::No).expect("unanchored automaton");
-    let mut s = [start; N];
-    s[0] = sid;
-    for (k, state) in s.iter_mut().enumerate().skip(1) {
-        *state = run(a, start, &hay[k * q - max_len..k * q]);
-    }
-    let lanes: [&[u8]; N] = std::array::from_fn(|k| &hay[k * q..(k + 1) * q]);
-    for i in 0..q {
-        let mut special = false;
-        for k in 0..N {
-            s[k] = a.next_state(Anchored::No, s[k], lanes[k][i]);
-            special |= a.is_special(s[k]);
-        }
-        if special {
-            for (lane, &st) in s.iter().enumerate() {
-                if a.is_special(st) && a.is_match(st) {
-                    hits.push((base + (lane * q + i) as u64 + 1, st));
-                }
-            }
-        }
-    }
-    scan_serial(a, s[N - 1], &hay[N * q..], base + (N * q) as u64, hits)
 }
 
 #[cfg(test)]

@@ -1,0 +1,336 @@
+//! Stepping the automaton over a write, skipping what cannot start a pattern.
+//!
+//! Every pattern is at least [`MIN_LEN`] (4) bytes long, so a match can only start at a
+//! position whose next four bytes are the first four of some pattern. [`Starts`] is a bitset
+//! of 4-byte grams near pattern starts (hashed; a false positive costs a few automaton steps,
+//! never a miss), tested at every `stride`-th position only (up to 8, see [`Starts`]).
+//! Ordinary output rarely holds such a gram, so most of a write costs one table test per
+//! stride instead of an automaton step per byte through a table of megabytes.
+//!
+//! Skipping must leave the automaton in the state it would have reached byte by byte, because
+//! that state decides what the writer holds back and carries matches across writes. A state
+//! is a function of the longest suffix of the input that is a pattern prefix. When that suffix
+//! is at most 3 bytes (tested by re-running the automaton from the start state over the last
+//! 3 bytes: states and prefixes correspond one to one) and no head starts from 3 bytes back up
+//! to position `c`, no longer suffix can be a prefix at `c` either: the state there is that of
+//! the 3 bytes before `c`. Matches cannot start in the skipped bytes, so none is missed.
+//!
+//! When heads are dense (output full of values' first bytes) skipping gains nothing, and the
+//! four interleaved lanes of [`scan_lanes`] are faster: a block that walked more than a
+//! quarter of its bytes sends the next few blocks to the lanes.
+
+use aho_corasick::Anchored;
+use aho_corasick::automaton::{Automaton, StateID};
+
+use super::MIN_LEN;
+
+/// Bits of the hashed-gram set: 128 KB, a few percent full with thousands of patterns.
+const BITS: u32 = 20;
+
+/// The most positions one test of the set covers.
+const MAX_STRIDE: usize = 8;
+
+/// Which 4-byte grams may lie near the start of a pattern (hashed).
+///
+/// Only every `stride`-th position is tested: a pattern of at least `stride + 3` bytes that
+/// starts at `s` has its gram at offset `q - s < stride` at the first tested position
+/// `q >= s`, so the set holds each pattern's grams at offsets `0..stride`, and the shortest
+/// pattern decides the stride.
+pub(crate) struct Starts {
+    bits: Box<[u64; 1 << (BITS - 6)]>,
+    stride: usize,
+}
+
+impl Starts {
+    /// The grams of `patterns` (each at least [`MIN_LEN`] bytes).
+    pub(crate) fn new<'a>(patterns: impl Iterator<Item = &'a [u8]> + Clone) -> Starts {
+        let shortest = patterns.clone().map(<[u8]>::len).min().unwrap_or(MIN_LEN);
+        let stride = (shortest.max(MIN_LEN) + 1 - MIN_LEN).min(MAX_STRIDE);
+        let mut bits: Box<[u64; 1 << (BITS - 6)]> = vec![0u64; 1 << (BITS - 6)]
+            .into_boxed_slice()
+            .try_into()
+            .expect("the length is the array's");
+        for p in patterns {
+            for j in 0..stride {
+                let h = hash(gram(p, j));
+                bits[h >> 6] |= 1 << (h & 63);
+            }
+        }
+        Starts { bits, stride }
+    }
+
+    /// 1 if a pattern may hold the four bytes `gram` (little-endian) near its start.
+    #[inline(always)]
+    fn bit(&self, gram: u32) -> u64 {
+        let h = hash(gram);
+        (self.bits[h >> 6] >> (h & 63)) & 1
+    }
+
+    /// The first position at or after `from` where a pattern may start, or (if none) the
+    /// first position whose gram the set cannot test (too near the end), where the writer
+    /// must step anyway.
+    fn next(&self, hay: &[u8], from: usize) -> usize {
+        let s = self.stride;
+        // The tested position that covers starts from `from` to itself.
+        let mut q = from + s - 1;
+        // Four tests, one branch.
+        while q + 3 * s + 4 <= hay.len() {
+            let m = self.bit(gram(hay, q))
+                | self.bit(gram(hay, q + s)) << 1
+                | self.bit(gram(hay, q + 2 * s)) << 2
+                | self.bit(gram(hay, q + 3 * s)) << 3;
+            if m != 0 {
+                return q + s * m.trailing_zeros() as usize + 1 - s;
+            }
+            q += 4 * s;
+        }
+        while q + 4 <= hay.len() {
+            if self.bit(gram(hay, q)) != 0 {
+                break;
+            }
+            q += s;
+        }
+        q + 1 - s
+    }
+}
+
+/// The four bytes of `hay` at `at`, little-endian.
+#[inline(always)]
+fn gram(hay: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(hay[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Multiplicative hash of a 4-byte head to `BITS` bits.
+#[inline(always)]
+fn hash(gram: u32) -> usize {
+    (gram.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize
+}
+
+/// Runs the automaton over `hay` from `sid`, ignoring matches.
+pub(crate) fn run<A: Automaton>(a: &A, mut sid: StateID, hay: &[u8]) -> StateID {
+    for &b in hay {
+        sid = a.next_state(Anchored::No, sid, b);
+    }
+    sid
+}
+
+/// Bytes scanned one way or the other (see the module docs).
+const BLOCK: usize = 1 << 16;
+
+/// Blocks sent to the lanes after one where skipping did not pay.
+const LANE_BLOCKS: usize = 4;
+
+/// Runs the automaton over `hay` (visible offset `base`) from `sid`, recording each match
+/// state with the visible offset just past it; returns the state at the end. `warm` is the
+/// longest pattern of `a` (how far back a lane starts).
+pub(crate) fn scan<A: Automaton>(
+    a: &A,
+    starts: &Starts,
+    mut sid: StateID,
+    hay: &[u8],
+    base: u64,
+    warm: usize,
+    hits: &mut Vec<(u64, StateID)>,
+) -> StateID {
+    let mut lanes = 0;
+    let mut at = 0;
+    while at < hay.len() {
+        let end = (at + BLOCK).min(hay.len());
+        let block = &hay[at..end];
+        let offset = base + at as u64;
+        if lanes > 0 {
+            lanes -= 1;
+            sid = scan_lanes::<4, A>(a, sid, block, offset, warm, hits);
+        } else {
+            let walked;
+            (sid, walked) = scan_skip(a, starts, sid, block, offset, hits);
+            if walked > block.len() / 4 {
+                lanes = LANE_BLOCKS;
+            }
+        }
+        at = end;
+    }
+    sid
+}
+
+/// Steps the automaton only from where a pattern may start (see the module docs). Returns
+/// the state at the end and the number of bytes stepped.
+fn scan_skip<A: Automaton>(
+    a: &A,
+    starts: &Starts,
+    mut sid: StateID,
+    hay: &[u8],
+    base: u64,
+    hits: &mut Vec<(u64, StateID)>,
+) -> (StateID, usize) {
+    let start = a.start_state(Anchored::No).expect("unanchored automaton");
+    let mut walked = 0;
+    let mut i = 0;
+    while i < hay.len() {
+        sid = a.next_state(Anchored::No, sid, hay[i]);
+        walked += 1;
+        i += 1;
+        if a.is_special(sid) && a.is_match(sid) {
+            hits.push((base + i as u64, sid));
+        }
+        // Every fourth byte: is the partial match short enough to skip from here?
+        if i % 4 != 0 || i < 3 || run(a, start, &hay[i - 3..i]) != sid {
+            continue;
+        }
+        let c = starts.next(hay, i - 3);
+        if c >= i + 4 {
+            sid = run(a, start, &hay[c - 3..c]);
+            walked += 3;
+            i = c;
+        }
+    }
+    (sid, walked)
+}
+
+/// Runs the automaton over `hay` from `sid`, recording each match state with the visible
+/// offset just past it.
+fn scan_serial<A: Automaton>(
+    a: &A,
+    mut sid: StateID,
+    hay: &[u8],
+    base: u64,
+    hits: &mut Vec<(u64, StateID)>,
+) -> StateID {
+    for (i, &b) in hay.iter().enumerate() {
+        sid = a.next_state(Anchored::No, sid, b);
+        if a.is_special(sid) && a.is_match(sid) {
+            hits.push((base + i as u64 + 1, sid));
+        }
+    }
+    sid
+}
+
+/// [`scan_serial`] in `N` interleaved lanes when `hay` is large enough: each lane after the
+/// first starts `max_len` bytes early from the start state, which puts it in the exact state
+/// it would have reached, and the independent table walks hide each other's load latency.
+// `i` indexes every lane at once, which an iterator over one lane cannot express.
+#[allow(clippy::needless_range_loop)]
+fn scan_lanes<const N: usize, A: Automaton>(
+    a: &A,
+    sid: StateID,
+    hay: &[u8],
+    base: u64,
+    max_len: usize,
+    hits: &mut Vec<(u64, StateID)>,
+) -> StateID {
+    let q = hay.len() / N;
+    if q < 4 * max_len.max(64) {
+        return scan_serial(a, sid, hay, base, hits);
+    }
+    let start = a.start_state(Anchored::No).expect("unanchored automaton");
+    let mut s = [start; N];
+    s[0] = sid;
+    for (k, state) in s.iter_mut().enumerate().skip(1) {
+        *state = run(a, start, &hay[k * q - max_len..k * q]);
+    }
+    let lanes: [&[u8]; N] = std::array::from_fn(|k| &hay[k * q..(k + 1) * q]);
+    for i in 0..q {
+        let mut special = false;
+        for k in 0..N {
+            s[k] = a.next_state(Anchored::No, s[k], lanes[k][i]);
+            special |= a.is_special(s[k]);
+        }
+        if special {
+            for (lane, &st) in s.iter().enumerate() {
+                if a.is_special(st) && a.is_match(st) {
+                    hits.push((base + (lane * q + i) as u64 + 1, st));
+                }
+            }
+        }
+    }
+    scan_serial(a, s[N - 1], &hay[N * q..], base + (N * q) as u64, hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aho_corasick::dfa::DFA;
+    use aho_corasick::nfa::contiguous;
+
+    /// Pseudo-random bytes from a small alphabet, so heads, false heads and partial matches
+    /// are everywhere.
+    fn noise(seed: u64, len: usize, alphabet: &[u8]) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % alphabet.len() as u64) as usize]
+            })
+            .collect()
+    }
+
+    fn check<A: Automaton>(a: &A, starts: &Starts, hay: &[u8]) {
+        let start = a.start_state(Anchored::No).unwrap();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        // From the start state, and from a state deep into a pattern.
+        for sid in [start, run(a, start, b"abcab")] {
+            want.clear();
+            got.clear();
+            let serial = scan_serial(a, sid, hay, 7, &mut want);
+            let (skipped, _) = scan_skip(a, starts, sid, hay, 7, &mut got);
+            assert_eq!(skipped, serial);
+            assert_eq!(got, want);
+            got.clear();
+            assert_eq!(scan(a, starts, sid, hay, 7, 12, &mut got), serial);
+            got.sort_unstable_by_key(|h| h.0);
+            assert_eq!(got, want);
+        }
+    }
+
+    fn check_all(patterns: &[&[u8]], stride: usize) {
+        let starts = Starts::new(patterns.iter().copied());
+        assert_eq!(starts.stride, stride);
+        let dfa = DFA::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(patterns)
+            .unwrap();
+        let nfa = contiguous::NFA::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(patterns)
+            .unwrap();
+        for (seed, alphabet) in [
+            (1, b"abcxy".as_slice()),
+            (2, b"abcdefghijklmnopqrstuvwxyz .-"),
+            (3, b"ab"),
+            (4, b"xy a"),
+        ] {
+            for len in [0, 1, 3, 4, 5, 7, 8, 9, 11, 12, 13, 64, 1000, 3 * BLOCK + 5] {
+                let hay = noise(seed * 1000 + len as u64, len, alphabet);
+                check(&dfa, &starts, &hay);
+                check(&nfa, &starts, &hay);
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_finds_every_match_and_ends_in_the_same_state() {
+        let short: &[&[u8]] = &[
+            b"abcabcab",
+            b"bcab",
+            b"cabx",
+            b"abcd",
+            b"xxxxyyyy",
+            b"aaaa",
+            b"abca",
+        ];
+        check_all(short, 1);
+        let six: &[&[u8]] = &[b"abcabc", b"bcabxyz", b"xxyyxxy", b"a a ab"];
+        check_all(six, 3);
+        let long: &[&[u8]] = &[
+            b"abcabcabcab",
+            b"bcabcabcabca",
+            b"xxyyxxyyxxyy",
+            b"abababababababababab",
+            b"cabcabxabcabca",
+            b"a ab ab ab ab",
+        ];
+        check_all(long, 8);
+    }
+}
