@@ -13,6 +13,7 @@
 
 pub mod escapes;
 pub mod forms;
+mod gate;
 mod scan;
 mod stream;
 
@@ -25,6 +26,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::nfa::contiguous;
 use aho_corasick::{MatchKind, StartKind};
+use gate::Gate;
 use zeroize::Zeroizing;
 
 pub use forms::MIN_LEN;
@@ -46,25 +48,9 @@ pub const HEAD_DFA_MAX_BYTES: usize = 3 << 20;
 pub(crate) enum Engine {
     Dfa(DFA),
     /// Too many states for a DFA: a DFA over the first `k` bytes of every pattern scans the
-    /// stream, and each complete head starts an anchored walk of the full NFA.
+    /// stream, and each complete head starts a walk of the patterns that begin with it.
     Gated(DFA, Box<Gate>),
     Nfa(contiguous::NFA),
-}
-
-/// The full patterns behind a DFA of their heads.
-pub(crate) struct Gate {
-    /// Every pattern (same ids as the redactor's labels), walked anchored from a head's start.
-    pub(crate) full: contiguous::NFA,
-    /// For each head-DFA pattern: the full pattern it is, if that is no longer than `k`
-    /// (label, length), and whether it is the first `k` bytes of longer ones.
-    pub(crate) heads: Vec<Head>,
-    pub(crate) k: usize,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Head {
-    pub(crate) complete: Option<(u32, u32)>,
-    pub(crate) head: bool,
 }
 
 /// The head lengths tried for a gated automaton, longest first (fewer false starts).
@@ -198,7 +184,7 @@ impl Redactor {
             .map(|(engine, starts)| (engine, starts))
     }
 
-    /// The automaton for `patterns`: a DFA, a gated DFA+NFA or an NFA, by size.
+    /// The automaton for `patterns`: a DFA, a gated DFA or an NFA, by size.
     fn build(&self, patterns: Vec<Zeroizing<Vec<u8>>>) -> Engine {
         // Byte classes: at most one per distinct byte, plus one for all the others.
         let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
@@ -213,53 +199,39 @@ impl Redactor {
                     .expect("a DFA under DFA_MAX_BYTES always builds"),
             );
         }
-        let full = contiguous::NFA::builder()
-            .match_kind(MatchKind::Standard)
-            .prefilter(false)
-            .byte_classes(true)
-            .build(patterns.iter().map(|p| p.as_slice()))
-            .expect("an NFA over the forms of at most a few thousand secrets builds");
         let k = self.force_gate.or_else(|| {
             HEAD_LENGTHS.into_iter().find(|&k| {
                 let (states, distinct) = trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
                 states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
             })
         });
-        match k {
-            Some(k) => self.gated(&patterns, full, k),
-            None => Engine::Nfa(full),
+        if let Some(k) = k {
+            return self.gated(&patterns, k);
         }
+        Engine::Nfa(
+            contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .byte_classes(true)
+                .build(patterns.iter().map(|p| p.as_slice()))
+                .expect("an NFA over the forms of at most a few thousand secrets builds"),
+        )
     }
 
-    /// A DFA of the first `k` bytes of each pattern in front of the full NFA.
-    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], full: contiguous::NFA, k: usize) -> Engine {
-        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-        let mut heads: Vec<Head> = Vec::new();
-        for (id, p) in patterns.iter().enumerate() {
-            let head = &p[..p.len().min(k)];
-            let at = *index.entry(head.to_vec()).or_insert_with(|| {
-                heads.push(Head::default());
-                heads.len() - 1
-            });
-            if p.len() <= k {
-                heads[at].complete = Some((self.labels[id], p.len() as u32));
-            } else {
-                heads[at].head = true;
-            }
-        }
-        let mut keys: Vec<(Vec<u8>, usize)> = index.drain().collect();
-        keys.sort_unstable_by_key(|(_, at)| *at);
+    /// A DFA of the first `k` bytes of each pattern in front of the sorted patterns.
+    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], k: usize) -> Engine {
+        let (gate, mut keys) = Gate::new(patterns, &self.labels, k);
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .start_kind(StartKind::Unanchored)
             .prefilter(false)
             .byte_classes(true)
-            .build(keys.iter().map(|(h, _)| h.as_slice()))
+            .build(&keys)
             .expect("a DFA of heads under the bound always builds");
-        for (mut key, _) in keys {
-            zeroize::Zeroize::zeroize(&mut key);
+        for key in &mut keys {
+            zeroize::Zeroize::zeroize(key);
         }
-        Engine::Gated(dfa, Box::new(Gate { full, heads, k }))
+        Engine::Gated(dfa, Box::new(gate))
     }
 
     /// Figures about the compiled automaton (compiles it).
@@ -267,9 +239,7 @@ impl Redactor {
         let (engine, memory) = match self.engine() {
             None => ("none", 0),
             Some(Engine::Dfa(a)) => ("dfa", a.memory_usage()),
-            Some(Engine::Gated(a, g)) => {
-                ("gated dfa+nfa", a.memory_usage() + g.full.memory_usage())
-            }
+            Some(Engine::Gated(a, g)) => ("gated dfa+sorted", a.memory_usage() + g.memory_usage()),
             Some(Engine::Nfa(a)) => ("nfa", a.memory_usage()),
         };
         Stats {

@@ -39,8 +39,9 @@ use aho_corasick::automaton::{Automaton, StateID};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::escapes::{Byte, Parser};
+use super::gate::{Gate, Walk};
 use super::scan::{Starts, run, scan};
-use super::{Engine, Gate, MIN_LEN, Redactor, SGR_RESET};
+use super::{Engine, MIN_LEN, Redactor, SGR_RESET};
 
 /// How long a short held tail waits for more input before it is written anyway.
 pub const IDLE_RELEASE: Duration = Duration::from_millis(50);
@@ -259,8 +260,9 @@ pub struct StreamWriter<'r, S: Sink> {
     tail: Zeroizing<Vec<u8>>,
     /// Scratch: the visible bytes of a write that holds escapes.
     visible: Zeroizing<Vec<u8>>,
-    /// Gated automaton: anchored walks of the full NFA still alive, (visible start, state).
-    walks: Vec<(u64, StateID)>,
+    /// Gated automaton: walks of the patterns behind a head still alive, (visible start of
+    /// the head, walk).
+    walks: Vec<(u64, Walk)>,
     /// Scratch: matches found in a write, (visible start, visible end, label, length).
     found: Vec<(u64, u64, u32, u64)>,
     /// Scratch: (visible end offset, match state) for each match state seen in a write.
@@ -604,21 +606,14 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
                 }
             }
             Some(g) => {
-                let labels = &self.r.labels;
                 let mut walks = std::mem::take(&mut self.walks);
-                walks.retain_mut(|(_, sid)| {
-                    match walk(g, *sid, visible, vis_start, labels, &mut found) {
-                        Some(next) => {
-                            *sid = next;
-                            true
-                        }
-                        None => false,
+                walks.retain_mut(|(c, w)| match g.walk(*w, *c, visible, &mut found) {
+                    Some(next) => {
+                        *w = next;
+                        true
                     }
+                    None => false,
                 });
-                let anchored = g
-                    .full
-                    .start_state(Anchored::Yes)
-                    .expect("the NFA supports anchored walks");
                 for &(end, sid) in &hits {
                     for i in 0..a.match_len(sid) {
                         let head = g.heads[a.match_pattern(sid, i).as_usize()];
@@ -626,28 +621,12 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
                             let len = u64::from(len);
                             found.push((end - len, end, label, len));
                         }
-                        if !head.head {
-                            continue;
-                        }
-                        // A head of a longer pattern: walk the full NFA from where it starts
-                        // (its first bytes may be in the tail, from earlier writes; matches
-                        // ending there are shorter than a head, found as complete ones).
+                        // A head of longer patterns: walk them from the head's end.
+                        let Some(w) = head.longer else { continue };
                         let c = end - g.k as u64;
-                        let mut sid = anchored;
-                        let mut from = 0;
-                        if c < vis_start {
-                            let back = (vis_start - c) as usize;
-                            sid = run_anchored(&g.full, sid, &self.tail[self.tail.len() - back..]);
-                        } else {
-                            from = (c - vis_start) as usize;
-                        }
-                        if g.full.is_dead(sid) {
-                            continue;
-                        }
-                        let base = vis_start + from as u64;
-                        if let Some(sid) = walk(g, sid, &visible[from..], base, labels, &mut found)
-                        {
-                            walks.push((c, sid));
+                        let rest = &visible[(end - vis_start) as usize..];
+                        if let Some(w) = g.walk(w, c, rest, &mut found) {
+                            walks.push((c, w));
                         }
                     }
                 }
@@ -686,44 +665,6 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
         Ok(())
     }
-}
-
-/// Walks the full NFA anchored from `sid` over `hay` (visible offset `base`), recording the
-/// matches it passes; returns the state if the walk is still alive at the end.
-fn walk(
-    g: &Gate,
-    mut sid: StateID,
-    hay: &[u8],
-    base: u64,
-    labels: &[u32],
-    found: &mut Vec<(u64, u64, u32, u64)>,
-) -> Option<StateID> {
-    for (i, &b) in hay.iter().enumerate() {
-        sid = g.full.next_state(Anchored::Yes, sid, b);
-        if g.full.is_dead(sid) {
-            return None;
-        }
-        if g.full.is_match(sid) {
-            let end = base + i as u64 + 1;
-            for k in 0..g.full.match_len(sid) {
-                let pid = g.full.match_pattern(sid, k);
-                let len = g.full.pattern_len(pid) as u64;
-                found.push((end - len, end, labels[pid.as_usize()], len));
-            }
-        }
-    }
-    Some(sid)
-}
-
-/// Runs an anchored walk over `hay` without recording matches (dead stays dead).
-fn run_anchored<A: Automaton>(a: &A, mut sid: StateID, hay: &[u8]) -> StateID {
-    for &b in hay {
-        if a.is_dead(sid) {
-            break;
-        }
-        sid = a.next_state(Anchored::Yes, sid, b);
-    }
-    sid
 }
 
 impl<W: Write> StreamWriter<'_, Plain<W>> {
@@ -1072,7 +1013,7 @@ mod tests {
         assert_eq!(nfa.redact(input), dfa.redact(input));
         for k in 4..9 {
             let gated = Redactor::new(secrets.iter().copied()).0.with_gate(k);
-            assert_eq!(gated.stats().engine, "gated dfa+nfa");
+            assert_eq!(gated.stats().engine, "gated dfa+sorted");
             assert_eq!(gated.redact(input), dfa.redact(input), "heads of {k}");
             let mut w = gated.writer(Vec::new());
             for b in input {
