@@ -38,7 +38,7 @@ use aho_corasick::Anchored;
 use aho_corasick::automaton::{Automaton, StateID};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::escapes::{Byte, Parser};
+use super::escapes::{Byte, Parser, csi_len};
 use super::gate::{Gate, Walk};
 use super::scan::{Starts, run, scan};
 use super::{Engine, MIN_LEN, Redactor, SGR_RESET};
@@ -517,20 +517,54 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         }
     }
 
-    /// Records an escape byte at input offset `raw`, after `vis` visible bytes.
-    fn escape_byte(&mut self, raw: u64, vis: u64, sgr: bool) {
+    /// Escapes in this write: puts its visible bytes in `scratch`, noting where the escape
+    /// runs sit. A whole CSI sequence (colours, the commonest) is taken in one piece; anything
+    /// else goes through the parser byte by byte.
+    fn strip_escapes(&mut self, buf: &[u8], scratch: &mut Vec<u8>) {
+        let mut i = 0;
+        while i < buf.len() {
+            if self.parser == Parser::Ground {
+                let j = memchr::memchr(0x1b, &buf[i..]).map_or(buf.len(), |k| i + k);
+                scratch.extend_from_slice(&buf[i..j]);
+                i = j;
+                if i == buf.len() {
+                    break;
+                }
+                if let Some((n, sgr)) = csi_len(&buf[i..]) {
+                    let vis = self.vis_now + scratch.len() as u64;
+                    self.escape_bytes(self.now + i as u64, n as u64, vis, sgr);
+                    i += n;
+                    continue;
+                }
+            }
+            match self.parser.step(buf[i]) {
+                // A byte that ended a broken sequence and is output itself.
+                Byte::Visible => scratch.push(buf[i]),
+                kind => self.escape_bytes(
+                    self.now + i as u64,
+                    1,
+                    self.vis_now + scratch.len() as u64,
+                    kind == Byte::SgrEnd,
+                ),
+            }
+            i += 1;
+        }
+    }
+
+    /// Records `n` escape bytes from input offset `raw`, after `vis` visible bytes.
+    fn escape_bytes(&mut self, raw: u64, n: u64, vis: u64, sgr: bool) {
         match self.runs.back_mut() {
             Some(run) if run.vis == vis && run.raw_end == raw => {
-                run.raw_end += 1;
-                run.cum_end += 1;
+                run.raw_end += n;
+                run.cum_end += n;
                 run.sgr |= sgr;
             }
             _ => {
                 let cum = self.runs.back().map_or(self.run_base, |r| r.cum_end);
                 self.runs.push_back(Run {
                     vis,
-                    raw_end: raw + 1,
-                    cum_end: cum + 1,
+                    raw_end: raw + n,
+                    cum_end: cum + n,
                     sgr,
                 });
             }
@@ -564,29 +598,7 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
         scratch.clear();
         let plain = self.parser == Parser::Ground && memchr::memchr(0x1b, buf).is_none();
         if !plain {
-            // Escapes in this write: scan the visible bytes in one piece, noting where the
-            // escape runs sit.
-            let mut i = 0;
-            while i < buf.len() {
-                if self.parser == Parser::Ground {
-                    let j = memchr::memchr(0x1b, &buf[i..]).map_or(buf.len(), |k| i + k);
-                    scratch.extend_from_slice(&buf[i..j]);
-                    i = j;
-                    if i == buf.len() {
-                        break;
-                    }
-                }
-                match self.parser.step(buf[i]) {
-                    // A byte that ended a broken sequence and is output itself.
-                    Byte::Visible => scratch.push(buf[i]),
-                    kind => self.escape_byte(
-                        self.now + i as u64,
-                        self.vis_now + scratch.len() as u64,
-                        kind == Byte::SgrEnd,
-                    ),
-                }
-                i += 1;
-            }
+            self.strip_escapes(buf, &mut scratch);
         }
         let visible: &[u8] = if plain { buf } else { &scratch };
         let vis_start = self.vis_now;
