@@ -1,9 +1,12 @@
 //! The redactor: replaces every secret value and its derived forms with `[masked:NAME]` in a
 //! byte stream, in real time.
 //!
-//! All forms of all values go into one Aho-Corasick DFA (aho-corasick's automaton API, with
-//! overlapping "standard" semantics so nested and overlapping secrets are all seen). The stream
-//! writer steps that DFA itself; see [`stream`] for how it decides what to hold back.
+//! All forms of all values go into one Aho-Corasick automaton (aho-corasick's automaton API,
+//! with overlapping "standard" semantics so nested and overlapping secrets are all seen): a
+//! DFA when it is small, else a DFA of the patterns' first 4 bytes with the sorted patterns
+//! behind it ([`gate`]), or for thousands of secrets a contiguous NFA ([`Engine`]). The stream
+//! writer steps it itself, only near where a pattern may start ([`scan`]); see [`stream`] for
+//! how it decides what to hold back.
 //!
 //! Semantics, shared by the streaming writer and the whole-buffer [`reference_redact`] used to
 //! test it: every occurrence of every form is found, overlapping ones included; occurrences
@@ -34,14 +37,15 @@ pub use stream::{
     IDLE_RELEASE, OutputWriter, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
 };
 
-/// Above this estimated DFA size the patterns go into aho-corasick's contiguous NFA instead:
-/// a DFA costs (states × byte classes × 4) bytes, about 85 KB per secret with every form, and
-/// thousands of secrets would need gigabytes; the NFA needs a few bytes per state and is
-/// slower only on output that walks deep into the trie.
+/// Above this estimated DFA size the patterns go into a gated automaton (a DFA of their heads,
+/// see [`HEAD_DFA_MAX_BYTES`]) or aho-corasick's contiguous NFA instead: a DFA costs (states ×
+/// byte classes × 4) bytes, about 85 KB per secret with every form, and thousands of secrets
+/// would need gigabytes; the NFA needs a few bytes per state and is slower only on output
+/// that walks deep into the trie.
 pub const DFA_MAX_BYTES: usize = 8 << 20;
 
-/// The bound for the DFA of pattern heads in front of the NFA (see [`Engine::Gated`]): heads
-/// of 5 to 8 bytes of a hundred secrets' forms fit, and a smaller table stays in cache.
+/// The bound for the DFA of pattern heads in front of the sorted patterns (see
+/// [`Engine::Gated`]): the heads of a few hundred secrets' forms fit.
 pub const HEAD_DFA_MAX_BYTES: usize = 3 << 20;
 
 /// The compiled automaton.
@@ -53,8 +57,11 @@ pub(crate) enum Engine {
     Nfa(contiguous::NFA),
 }
 
-/// The head lengths tried for a gated automaton, longest first (fewer false starts).
-const HEAD_LENGTHS: [usize; 5] = [8, 7, 6, 5, 4];
+/// The head length of a gated automaton. The shortest: the scan steps the automaton only
+/// near possible pattern starts (see [`scan`]), so a false head costs a byte or two of a walk,
+/// while longer heads made the DFA twice the size and build time (8 bytes: 6 MB and 16 ms
+/// for a hundred mixed secrets; 4 bytes: 2.7 MB and 6 ms; the same throughput).
+const HEAD_LEN: usize = MIN_LEN;
 
 /// Figures about a compiled redactor (for the benchmark).
 #[derive(Debug, Clone)]
@@ -65,7 +72,7 @@ pub struct Stats {
     pub patterns: usize,
     /// Trie states (one per distinct prefix of a pattern).
     pub states: usize,
-    /// "dfa" or "nfa".
+    /// "dfa", "gated dfa+sorted", "nfa" or "none".
     pub engine: &'static str,
     /// Heap bytes of the automaton.
     pub memory: usize,
@@ -200,10 +207,10 @@ impl Redactor {
             );
         }
         let k = self.force_gate.or_else(|| {
-            HEAD_LENGTHS.into_iter().find(|&k| {
-                let (states, distinct) = trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
-                states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
-            })
+            let (states, distinct) =
+                trie_size(patterns.iter().map(|p| &p[..p.len().min(HEAD_LEN)]));
+            let bytes = states * (distinct + 1) * 4;
+            (bytes <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)).then_some(HEAD_LEN)
         });
         if let Some(k) = k {
             return self.gated(&patterns, k);
