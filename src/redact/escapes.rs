@@ -137,6 +137,10 @@ pub fn csi_len(bytes: &[u8]) -> Option<(usize, bool)> {
 
 /// The bytes of `text` that are not part of an escape sequence.
 pub fn strip(text: &[u8]) -> Vec<u8> {
+    // Almost every form has no ESC at all: the parser would call every byte visible.
+    if memchr::memchr(ESC, text).is_none() {
+        return text.to_vec();
+    }
     let mut parser = Parser::default();
     text.iter()
         .copied()

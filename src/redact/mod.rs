@@ -22,6 +22,7 @@ mod stream;
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -115,7 +116,7 @@ impl Redactor {
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut labels: Vec<u32> = Vec::new();
         // Copies of the forms, to dedupe; wiped below.
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut seen: FastSet<Vec<u8>> = FastSet::default();
         for (name, value) in secrets {
             if value.len() < MIN_LEN {
                 too_short.push(name.to_string());
@@ -293,6 +294,29 @@ impl Redactor {
         let mut w = self.writer(Vec::new());
         w.write_all(input).expect("writing to a Vec cannot fail");
         w.finish().expect("writing to a Vec cannot fail")
+    }
+}
+
+/// A set hashed eight bytes at a time. The sets here dedupe the forms of the spec's own
+/// secrets, a few dozen per secret, where SipHash's resistance to crafted keys buys nothing
+/// and hashing every form byte by byte cost a tenth of the redactor's build time.
+pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<WordHasher>>;
+
+/// A multiply-rotate hash over 8-byte words (FxHash's).
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
