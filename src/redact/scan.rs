@@ -72,10 +72,10 @@ impl Starts {
         }
     }
 
-    /// 1 if a pattern may hold the gram of `hay` at `at` near its start.
+    /// 1 if a pattern may hold `word`'s gram near its start.
     #[inline(always)]
-    fn bit(&self, hay: &[u8], at: usize) -> u64 {
-        let h = hash(load(hay, at) & self.mask);
+    fn bit(&self, word: u64) -> u64 {
+        let h = hash(word & self.mask);
         (self.bits[h >> 6] >> (h & 63)) & 1
     }
 
@@ -83,28 +83,45 @@ impl Starts {
     /// first position whose gram the set cannot test (too near the end), where the writer
     /// must step anyway.
     fn next(&self, hay: &[u8], from: usize) -> usize {
-        let s = self.stride;
+        // Testing fewer positions apart than the set allows is as exact; a constant stride
+        // lets the compiler drop the bounds checks of the loads.
+        match self.stride {
+            8.. => self.next_by::<8>(hay, from),
+            4..=7 => self.next_by::<4>(hay, from),
+            2..=3 => self.next_by::<2>(hay, from),
+            _ => self.next_by::<1>(hay, from),
+        }
+    }
+
+    /// [`Starts::next`], testing every `S`-th position.
+    fn next_by<const S: usize>(&self, hay: &[u8], from: usize) -> usize {
         // The tested position that covers starts from `from` to itself.
-        let mut q = from + s - 1;
+        let mut q = from + S - 1;
         // Four tests, one branch.
-        while q + 3 * s + MAX_GRAM <= hay.len() {
-            let m = self.bit(hay, q)
-                | self.bit(hay, q + s) << 1
-                | self.bit(hay, q + 2 * s) << 2
-                | self.bit(hay, q + 3 * s) << 3;
+        while let Some(w) = hay.get(q..q + 3 * S + MAX_GRAM) {
+            let m = self.bit(word(w, 0))
+                | self.bit(word(w, S)) << 1
+                | self.bit(word(w, 2 * S)) << 2
+                | self.bit(word(w, 3 * S)) << 3;
             if m != 0 {
-                return q + s * m.trailing_zeros() as usize + 1 - s;
+                return q + S * m.trailing_zeros() as usize + 1 - S;
             }
-            q += 4 * s;
+            q += 4 * S;
         }
         while q + self.gram <= hay.len() {
-            if self.bit(hay, q) != 0 {
+            if self.bit(load(hay, q)) != 0 {
                 break;
             }
-            q += s;
+            q += S;
         }
-        q + 1 - s
+        q + 1 - S
     }
+}
+
+/// The eight bytes of `w` at `at`, little-endian.
+#[inline(always)]
+fn word(w: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(w[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// Up to eight bytes of `hay` from `at`, little-endian (zeroes past the end).
