@@ -1,21 +1,26 @@
 //! Stepping the automaton over a write, skipping what cannot start a pattern.
 //!
-//! Every pattern is at least [`MIN_LEN`] (4) bytes long, so a match can only start at a
-//! position whose next four bytes are the first four of some pattern. [`Starts`] is a bitset
-//! of 4-byte grams near pattern starts (hashed; a false positive costs a few automaton steps,
-//! never a miss), tested at every `stride`-th position only (up to 8, see [`Starts`]).
-//! Ordinary output rarely holds such a gram, so most of a write costs one table test per
-//! stride instead of an automaton step per byte through a table of megabytes.
+//! Every pattern is at least [`MIN_LEN`] (4) bytes long, so a match can only start where the
+//! bytes that follow are those of some pattern. [`Starts`] is a bitset of the grams (4 to 8
+//! bytes, hashed) at the first few offsets of every pattern, tested at every `stride`-th
+//! position only (up to 8): a position whose test fails starts no pattern in the `stride`
+//! positions it covers (a false positive costs a few automaton steps, never a miss). Ordinary
+//! output rarely holds such a gram, so most of a write costs one table lookup per stride
+//! instead of an automaton step per byte through a table of megabytes.
 //!
-//! Skipping must leave the automaton in the state it would have reached byte by byte, because
-//! that state decides what the writer holds back and carries matches across writes. A state
-//! is a function of the longest suffix of the input that is a pattern prefix. When that suffix
-//! is at most 3 bytes (tested by re-running the automaton from the start state over the last
-//! 3 bytes: states and prefixes correspond one to one) and no head starts from 3 bytes back up
-//! to position `c`, no longer suffix can be a prefix at `c` either: the state there is that of
-//! the 3 bytes before `c`. Matches cannot start in the skipped bytes, so none is missed.
+//! After a skip, the automaton must be in the state it would have reached byte by byte, for
+//! every partial match that can still complete: that state decides what the writer holds back
+//! and carries matches across writes. A state is a function of the longest suffix of the input
+//! that is a pattern prefix. Skipping starts only where that suffix is at most 3 bytes (tested
+//! by re-running the automaton from the start state over the last 3 bytes: states and
+//! prefixes correspond one to one) and stops at the first position `c` whose test passes (or
+//! the first one too near the end to test); a longer suffix at `c` would start at a position
+//! whose test failed, so its pattern cannot occur there, and the state at `c` is that of the 3
+//! bytes before it. A partial match that cannot complete may be forgotten earlier than byte by
+//! byte (a gated automaton's head whose pattern's later gram did not match): the same matches
+//! are found, and the writer holds back no more than before.
 //!
-//! When heads are dense (output full of values' first bytes) skipping gains nothing, and the
+//! When starts are dense (output full of values' first bytes) skipping gains nothing, and the
 //! four interleaved lanes of [`scan_lanes`] are faster: a block that walked more than a
 //! quarter of its bytes sends the next few blocks to the lanes.
 
