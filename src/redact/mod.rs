@@ -111,23 +111,22 @@ impl Redactor {
     pub fn new<'a>(
         secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> (Redactor, Vec<String>) {
+        let secrets: Vec<(&str, &[u8])> = secrets.into_iter().collect();
+        let derived = all_forms(&secrets);
         let mut markers: Vec<Vec<u8>> = Vec::new();
         let mut too_short = Vec::new();
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut labels: Vec<u32> = Vec::new();
         // Copies of the forms, to dedupe; wiped below.
         let mut seen: FastSet<Vec<u8>> = FastSet::default();
-        for (name, value) in secrets {
+        for ((name, value), forms) in secrets.iter().zip(derived) {
             if value.len() < MIN_LEN {
                 too_short.push(name.to_string());
                 continue;
             }
             let label = markers.len() as u32;
             markers.push(format!("[masked:{name}]").into_bytes());
-            for form in forms::derived_forms(value) {
-                let form = Zeroizing::new(form);
-                // The matcher never sees escape sequences, so neither may the patterns.
-                let form = Zeroizing::new(escapes::strip(&form));
+            for form in forms {
                 if form.len() >= MIN_LEN && seen.insert(form.to_vec()) {
                     patterns.push(form);
                     labels.push(label);
@@ -295,6 +294,40 @@ impl Redactor {
         w.write_all(input).expect("writing to a Vec cannot fail");
         w.finish().expect("writing to a Vec cannot fail")
     }
+}
+
+/// The forms of each value (none for one too short), without escape sequences (the matcher
+/// never sees them, so neither may the patterns). Deriving them is half the redactor's build
+/// time, so many secrets are split between this thread and another.
+fn all_forms(secrets: &[(&str, &[u8])]) -> Vec<Vec<Zeroizing<Vec<u8>>>> {
+    let forms_of = |&(_, value): &(&str, &[u8])| -> Vec<Zeroizing<Vec<u8>>> {
+        if value.len() < MIN_LEN {
+            return Vec::new();
+        }
+        let forms = forms::derived_forms(value).into_iter().map(Zeroizing::new);
+        forms
+            .map(|form| Zeroizing::new(escapes::strip(&form)))
+            .collect()
+    };
+    if secrets.len() < 16 {
+        return secrets.iter().map(forms_of).collect();
+    }
+    let (first, second) = secrets.split_at(secrets.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("forms".into())
+            .spawn_scoped(scope, || second.iter().map(forms_of).collect::<Vec<_>>());
+        let mut all: Vec<_> = first.iter().map(forms_of).collect();
+        match other {
+            Ok(other) => match other.join() {
+                Ok(rest) => all.extend(rest),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No second thread: this one does the rest.
+            Err(_) => all.extend(second.iter().map(forms_of)),
+        }
+        all
+    })
 }
 
 /// A set hashed eight bytes at a time. The sets here dedupe the forms of the spec's own
