@@ -1042,4 +1042,57 @@ mod tests {
             super::super::reference_redact(secrets, input)
         );
     }
+
+    #[test]
+    fn long_values_in_a_long_coloured_log_mask_like_the_reference() {
+        // Values of 20 bytes and more: the scan tests 8-byte grams every 8 bytes.
+        let secrets: &[(&str, &[u8])] = &[
+            ("TOKEN", b"ghp_0123456789abcdefABCDEF0123456789ab"),
+            ("PASS", b"p@ss w0rd 'quoted' $HOME <tag>"),
+            ("HEX", b"00112233445566778899aabbccddeeff00112233"),
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let forms: Vec<Vec<u8>> = secrets
+            .iter()
+            .flat_map(|(_, v)| super::super::forms::derived_forms(v))
+            .collect();
+        assert!(
+            forms.iter().all(|f| f.len() >= 15),
+            "grams of 8 bytes, stride 8"
+        );
+        let mut input = Vec::new();
+        while input.len() < 300_000 {
+            match next(12) {
+                0 => input.extend_from_slice(&forms[next(forms.len() as u64) as usize]),
+                1 => input.extend_from_slice(b"\x1b[32mINFO\x1b[0m "),
+                2 => {
+                    // A value with a colour change inside it.
+                    let v = secrets[next(3) as usize].1;
+                    let cut = 1 + next(v.len() as u64 - 1) as usize;
+                    input.extend_from_slice(&v[..cut]);
+                    input.extend_from_slice(b"\x1b[1;31m");
+                    input.extend_from_slice(&v[cut..]);
+                }
+                3 => input.extend_from_slice(b"{\"level\": \"info\", \"trace\": \"4bf92f35\"}\n"),
+                _ => input.extend_from_slice(b"request completed in 12ms GET /api/v1/users 200 "),
+            }
+        }
+        let want = super::super::reference_redact(secrets, &input);
+        let r = redactor(secrets);
+        assert_eq!(r.redact(&input), want);
+        let mut w = r.writer(Vec::new());
+        let mut at = 0;
+        while at < input.len() {
+            let n = (1 + next(70_000) as usize).min(input.len() - at);
+            w.write_all(&input[at..at + n]).unwrap();
+            at += n;
+        }
+        assert!(w.finish().unwrap() == want, "streamed in random writes");
+    }
 }
