@@ -1045,7 +1045,7 @@ mod tests {
 
     #[test]
     fn long_values_in_a_long_coloured_log_mask_like_the_reference() {
-        // Values of 20 bytes and more: the scan tests 8-byte grams every 8 bytes.
+        // Values of 30 bytes and more: the scan tests 8-byte grams every 16 bytes.
         let secrets: &[(&str, &[u8])] = &[
             ("TOKEN", b"ghp_0123456789abcdefABCDEF0123456789ab"),
             ("PASS", b"p@ss w0rd 'quoted' $HOME <tag>"),
