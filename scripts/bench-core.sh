@@ -46,6 +46,8 @@ python3 scripts/bench_data.py secrets 100 "$work/100.env"
 python3 scripts/bench_data.py log "$work/100.env" "$MB" 0 "$work/clean.log"
 python3 scripts/bench_data.py log "$work/100.env" "$MB" 100 "$work/dirty.log"
 size=$(stat -c %s "$work/clean.log")
+# The logs were just written: flush them now, or their writeback lands in the first timings.
+sync
 
 rate() { # name, command: median GB/s over hyperfine runs
   local json="$work/h.json"
@@ -72,6 +74,7 @@ python3 scripts/bench_data.py mixed-secrets 100 "$work/mixed.env"
 "$bin" seal -r "$(cat "$work/recipient")" -o "$work/mixed.env.age" "$work/mixed.env" 2>/dev/null
 { echo "[expand]"; echo "\"\" = \"age://mixed.env.age\""; } >"$work/mixed.toml"
 python3 scripts/bench_data.py mixed-log "$work/mixed.env" "$MB" "$work/mixed.log"
+sync
 echo "== the redactor's automaton (target/release/examples/redact_stats)"
 cargo build --release --quiet --example redact_stats
 stats=target/release/examples/redact_stats
