@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 pub use forms::MIN_LEN;
 pub use stream::{
-    IDLE_RELEASE, OutputWriter, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
+    IDLE_RELEASE, OutputWriter, Piece, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
 };
 
 /// Above this estimated DFA size the patterns go into a gated automaton (a DFA of their heads,

@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
@@ -77,11 +77,34 @@ pub trait Sink {
         self.plain(at, bytes);
         self.commit()
     }
+    /// `plain` or `marker` for each piece, then `commit`, without a copy where the sink can.
+    fn pieces(&mut self, pieces: &[Piece<'_>]) -> io::Result<()> {
+        for piece in pieces {
+            if piece.marker {
+                self.marker(piece.at, piece.bytes);
+            } else {
+                self.plain(piece.at, piece.bytes);
+            }
+        }
+        self.commit()
+    }
     /// Flushes the underlying writer(s).
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// One writer: each commit is one `write_all`.
+/// Output for [`Sink::pieces`]: input bytes from input offset `at`, or a marker (or the reset
+/// after one) for a span that starts there.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    /// The input offset the piece stands for.
+    pub at: u64,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+    /// Whether it is a marker rather than input passed through.
+    pub marker: bool,
+}
+
+/// One writer: each commit is one `write_all` (of [`Sink::pieces`]: one vectored write).
 pub struct Plain<W> {
     out: W,
     buf: Zeroizing<Vec<u8>>,
@@ -119,6 +142,27 @@ impl<W: Write> Sink for Plain<W> {
             self.plain(at, bytes);
             self.commit()
         }
+    }
+    /// One vectored write from where the pieces lie: no copy of a whole read into `buf` (and
+    /// no wipe of it) for a few markers.
+    fn pieces(&mut self, pieces: &[Piece<'_>]) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            for piece in pieces {
+                self.buf.extend_from_slice(piece.bytes);
+            }
+            return self.commit();
+        }
+        let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p.bytes)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match self.out.write_vectored(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
@@ -440,15 +484,24 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
     /// Writes plain bytes and markers up to `safe` in one commit.
     fn emit_buffered(&mut self, chunk: &[u8], chunk_base: u64, safe: u64) -> io::Result<()> {
         let held = (&self.pending[..], self.pending_base, chunk, chunk_base);
+        let mut pieces = Vec::new();
         while let Some(first) = self.spans.first().copied() {
             if first.start >= safe {
                 break;
             }
-            copy(&mut self.out, held, self.pend_start, first.start);
-            self.out
-                .marker(first.start, &self.r.markers[first.label as usize]);
+            copy(&mut pieces, held, self.pend_start, first.start);
+            let marker = &self.r.markers[first.label as usize];
+            pieces.push(Piece {
+                at: first.start,
+                bytes: marker,
+                marker: true,
+            });
             if first.sgr {
-                self.out.marker(first.start, SGR_RESET);
+                pieces.push(Piece {
+                    at: first.start,
+                    bytes: SGR_RESET,
+                    marker: true,
+                });
             }
             self.cover_reset = first.sgr;
             self.cover_end = first.end;
@@ -456,10 +509,10 @@ impl<'r, S: Sink> StreamWriter<'r, S> {
             self.spans.remove(0);
         }
         if safe > self.pend_start {
-            copy(&mut self.out, held, self.pend_start, safe);
+            copy(&mut pieces, held, self.pend_start, safe);
             self.pend_start = safe;
         }
-        self.out.commit()
+        self.out.pieces(&pieces)
     }
 
     /// How many trailing visible bytes could still be the start of a match.
@@ -714,8 +767,8 @@ fn wipe(buf: &mut Vec<u8>) {
     buf.clear();
 }
 
-/// Copies input `[from, to)`, which lies in `pending ++ chunk`, to `out`.
-fn copy<S: Sink>(out: &mut S, held: (&[u8], u64, &[u8], u64), from: u64, to: u64) {
+/// The pieces of input `[from, to)`, which lies in `pending ++ chunk`.
+fn copy<'a>(out: &mut Vec<Piece<'a>>, held: (&'a [u8], u64, &'a [u8], u64), from: u64, to: u64) {
     let (pending, pending_base, chunk, chunk_base) = held;
     if from >= to {
         return;
@@ -723,13 +776,21 @@ fn copy<S: Sink>(out: &mut S, held: (&[u8], u64, &[u8], u64), from: u64, to: u64
     if from < chunk_base {
         let a = (from - pending_base) as usize;
         let b = (to.min(chunk_base) - pending_base) as usize;
-        out.plain(from, &pending[a..b]);
+        out.push(Piece {
+            at: from,
+            bytes: &pending[a..b],
+            marker: false,
+        });
     }
     if to > chunk_base {
         let from = from.max(chunk_base);
         let a = (from - chunk_base) as usize;
         let b = (to - chunk_base) as usize;
-        out.plain(from, &chunk[a..b]);
+        out.push(Piece {
+            at: from,
+            bytes: &chunk[a..b],
+            marker: false,
+        });
     }
 }
 
