@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Core benchmarks (issues 2 and 11): redactor throughput against `cat` on the old log and on a
+# Core benchmarks (issues 2 and 11): redactor throughput against `cat` and the v1 redactor
+# (before masking v2, built once from git history into target/bench-v1) on the old log and on a
 # mixed CI-like log (ANSI colour, JSON, xtrace, hex ids; 100 secrets of mixed shapes), the
 # redactor's forms per secret, states and memory, prompt latency (p50/p99), the overhead of
 # `stepsecret run -- true` with 10 age secrets, peak RSS, and the scale curve for 10, 100,
@@ -14,6 +15,22 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 
 cargo build --release --quiet
 bin="$PWD/target/release/stepsecret"
+
+# The v1 redactor: the last commit before masking v2 (0d2294b, the first v2 forms, is its
+# child), built once, age source only (all the redact benchmark needs; no AWS SDK to build).
+v1_commit=e95d986383951fbdd4d8026612ddfb70fced973e
+v1="$PWD/target/bench-v1/target/release/stepsecret"
+if [ "$(cat target/bench-v1/commit 2>/dev/null)" != "$v1_commit" ] || [ ! -x "$v1" ]; then
+  rm -rf target/bench-v1/src && mkdir -p target/bench-v1/src
+  if git archive "$v1_commit" | tar -x -C target/bench-v1/src \
+    && CARGO_TARGET_DIR="$PWD/target/bench-v1/target" cargo build --release --quiet \
+      --manifest-path target/bench-v1/src/Cargo.toml --no-default-features --features age-source; then
+    echo "$v1_commit" >target/bench-v1/commit
+  else
+    echo "== v1 redactor: cannot build ${v1_commit:0:7}; no v1 figures" >&2
+    v1=""
+  fi
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 MB=${MB:-256}
@@ -29,6 +46,8 @@ python3 scripts/bench_data.py secrets 100 "$work/100.env"
 python3 scripts/bench_data.py log "$work/100.env" "$MB" 0 "$work/clean.log"
 python3 scripts/bench_data.py log "$work/100.env" "$MB" 100 "$work/dirty.log"
 size=$(stat -c %s "$work/clean.log")
+# The logs were just written: flush them now, or their writeback lands in the first timings.
+sync
 
 rate() { # name, command: median GB/s over hyperfine runs
   local json="$work/h.json"
@@ -44,6 +63,9 @@ echo "== redactor throughput, $((size / 1024 / 1024)) MiB through a pipe (median
 rate "cat | cat (ceiling)" "sh -c 'cat $work/clean.log | cat > /dev/null'"
 rate "cat | stepsecret redact, no secret in output" "sh -c 'cat $work/clean.log | $bin redact --spec $work/100.toml > /dev/null'"
 rate "cat | stepsecret redact, 1 line in 100 has one" "sh -c 'cat $work/dirty.log | $bin redact --spec $work/100.toml > /dev/null'"
+if [ -n "$v1" ]; then
+  rate "cat | stepsecret v1 redact, 1 line in 100" "sh -c 'cat $work/dirty.log | $v1 redact --spec $work/100.toml > /dev/null'"
+fi
 masked=$("$bin" redact --spec "$work/100.toml" <"$work/dirty.log" | grep -c 'masked:' || true)
 echo "   lines masked in the dirty input: $masked"
 
@@ -52,6 +74,7 @@ python3 scripts/bench_data.py mixed-secrets 100 "$work/mixed.env"
 "$bin" seal -r "$(cat "$work/recipient")" -o "$work/mixed.env.age" "$work/mixed.env" 2>/dev/null
 { echo "[expand]"; echo "\"\" = \"age://mixed.env.age\""; } >"$work/mixed.toml"
 python3 scripts/bench_data.py mixed-log "$work/mixed.env" "$MB" "$work/mixed.log"
+sync
 echo "== the redactor's automaton (target/release/examples/redact_stats)"
 cargo build --release --quiet --example redact_stats
 stats=target/release/examples/redact_stats

@@ -118,8 +118,29 @@ impl Parser {
     }
 }
 
+/// The length of the whole CSI sequence `bytes` starts with, and whether it is SGR (ends in
+/// `m`): what [`Parser::step`] would classify as one run of escape bytes from
+/// [`Parser::Ground`], in one call. `None` if `bytes` does not start with one that ends
+/// within it (the parser then takes it byte by byte).
+pub fn csi_len(bytes: &[u8]) -> Option<(usize, bool)> {
+    let rest = bytes.strip_prefix(b"\x1b[")?;
+    // At most CSI_MAX parameter and intermediate bytes, then a final byte.
+    let params = rest
+        .iter()
+        .take(usize::from(CSI_MAX) + 1)
+        .position(|b| !(0x20..=0x3f).contains(b))?;
+    let last = rest[params];
+    (0x40..=0x7e)
+        .contains(&last)
+        .then_some((params + 3, last == b'm'))
+}
+
 /// The bytes of `text` that are not part of an escape sequence.
 pub fn strip(text: &[u8]) -> Vec<u8> {
+    // Almost every form has no ESC at all: the parser would call every byte visible.
+    if memchr::memchr(ESC, text).is_none() {
+        return text.to_vec();
+    }
     let mut parser = Parser::default();
     text.iter()
         .copied()
@@ -137,6 +158,46 @@ mod tests {
         assert_eq!(strip(b"a\x1b]0;title\x07b\x1b]8;;http://x\x1b\\c"), b"abc");
         assert_eq!(strip(b"a\x1b(Bb\x1b7c"), b"a(Bb7c");
         assert_eq!(strip(b"plain"), b"plain");
+    }
+
+    #[test]
+    fn a_whole_csi_is_one_run_as_the_parser_sees_it() {
+        let mut long = b"\x1b[".to_vec();
+        long.extend(std::iter::repeat_n(b'1', usize::from(CSI_MAX)));
+        let mut too_long = long.clone();
+        too_long.push(b'1');
+        long.push(b'm');
+        too_long.push(b'm');
+        for input in [
+            b"\x1b[mx".as_slice(),
+            b"\x1b[01;31mx",
+            b"\x1b[Kx",
+            b"\x1b[?25h",
+            b"\x1b[12\nx",
+            b"\x1b[12",
+            b"\x1b]0;t\x07",
+            b"\x1bx",
+            b"\x1b",
+            &long,
+            &too_long,
+        ] {
+            // The parser's view: a CSI from the start that it ends (back to ground) on an
+            // escape byte, before any visible byte.
+            let mut parser = Parser::default();
+            let mut want = None;
+            for (i, &b) in input.iter().enumerate() {
+                let kind = parser.step(b);
+                if kind == Byte::Visible {
+                    break;
+                }
+                if parser == Parser::Ground {
+                    want = Some((i + 1, kind == Byte::SgrEnd));
+                    break;
+                }
+            }
+            let want = want.filter(|_| input.starts_with(b"\x1b["));
+            assert_eq!(csi_len(input), want, "{input:?}");
+        }
     }
 
     #[test]

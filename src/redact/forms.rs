@@ -37,7 +37,7 @@ pub fn derived_forms(value: &[u8]) -> Vec<Vec<u8>> {
 #[derive(Default)]
 struct Forms {
     list: Vec<Vec<u8>>,
-    seen: std::collections::HashSet<Vec<u8>>,
+    seen: super::FastSet<Vec<u8>>,
 }
 
 impl Forms {

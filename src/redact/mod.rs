@@ -1,9 +1,12 @@
 //! The redactor: replaces every secret value and its derived forms with `[masked:NAME]` in a
 //! byte stream, in real time.
 //!
-//! All forms of all values go into one Aho-Corasick DFA (aho-corasick's automaton API, with
-//! overlapping "standard" semantics so nested and overlapping secrets are all seen). The stream
-//! writer steps that DFA itself; see [`stream`] for how it decides what to hold back.
+//! All forms of all values go into one Aho-Corasick automaton (aho-corasick's automaton API,
+//! with overlapping "standard" semantics so nested and overlapping secrets are all seen): a
+//! DFA when it is small, else a DFA of the patterns' first 4 bytes with the sorted patterns
+//! behind it ([`gate`]), or for thousands of secrets a contiguous NFA ([`Engine`]). The stream
+//! writer steps it itself, only near where a pattern may start ([`scan`]); see [`stream`] for
+//! how it decides what to hold back.
 //!
 //! Semantics, shared by the streaming writer and the whole-buffer [`reference_redact`] used to
 //! test it: every occurrence of every form is found, overlapping ones included; occurrences
@@ -13,10 +16,13 @@
 
 pub mod escapes;
 pub mod forms;
+mod gate;
+mod scan;
 mod stream;
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,50 +30,39 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::nfa::contiguous;
 use aho_corasick::{MatchKind, StartKind};
+use gate::Gate;
 use zeroize::Zeroizing;
 
 pub use forms::MIN_LEN;
 pub use stream::{
-    IDLE_RELEASE, OutputWriter, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
+    IDLE_RELEASE, OutputWriter, Piece, Plain, RedactWriter, Sink, Split, SplitWriter, StreamWriter,
 };
 
-/// Above this estimated DFA size the patterns go into aho-corasick's contiguous NFA instead:
-/// a DFA costs (states × byte classes × 4) bytes, about 85 KB per secret with every form, and
-/// thousands of secrets would need gigabytes; the NFA needs a few bytes per state and is
-/// slower only on output that walks deep into the trie.
+/// Above this estimated DFA size the patterns go into a gated automaton (a DFA of their heads,
+/// see [`HEAD_DFA_MAX_BYTES`]) or aho-corasick's contiguous NFA instead: a DFA costs (states ×
+/// byte classes × 4) bytes, about 85 KB per secret with every form, and thousands of secrets
+/// would need gigabytes; the NFA needs a few bytes per state and is slower only on output
+/// that walks deep into the trie.
 pub const DFA_MAX_BYTES: usize = 8 << 20;
 
-/// The bound for the DFA of pattern heads in front of the NFA (see [`Engine::Gated`]): heads
-/// of 5 to 8 bytes of a hundred secrets' forms fit, and a smaller table stays in cache.
+/// The bound for the DFA of pattern heads in front of the sorted patterns (see
+/// [`Engine::Gated`]): the heads of a few hundred secrets' forms fit.
 pub const HEAD_DFA_MAX_BYTES: usize = 3 << 20;
 
 /// The compiled automaton.
 pub(crate) enum Engine {
     Dfa(DFA),
     /// Too many states for a DFA: a DFA over the first `k` bytes of every pattern scans the
-    /// stream, and each complete head starts an anchored walk of the full NFA.
+    /// stream, and each complete head starts a walk of the patterns that begin with it.
     Gated(DFA, Box<Gate>),
     Nfa(contiguous::NFA),
 }
 
-/// The full patterns behind a DFA of their heads.
-pub(crate) struct Gate {
-    /// Every pattern (same ids as the redactor's labels), walked anchored from a head's start.
-    pub(crate) full: contiguous::NFA,
-    /// For each head-DFA pattern: the full pattern it is, if that is no longer than `k`
-    /// (label, length), and whether it is the first `k` bytes of longer ones.
-    pub(crate) heads: Vec<Head>,
-    pub(crate) k: usize,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Head {
-    pub(crate) complete: Option<(u32, u32)>,
-    pub(crate) head: bool,
-}
-
-/// The head lengths tried for a gated automaton, longest first (fewer false starts).
-const HEAD_LENGTHS: [usize; 5] = [8, 7, 6, 5, 4];
+/// The head length of a gated automaton. The shortest: the scan steps the automaton only
+/// near possible pattern starts (see [`scan`]), so a false head costs a byte or two of a walk,
+/// while longer heads made the DFA twice the size and build time (8 bytes: 6 MB and 16 ms
+/// for a hundred mixed secrets; 4 bytes: 2.7 MB and 6 ms; the same throughput).
+const HEAD_LEN: usize = MIN_LEN;
 
 /// Figures about a compiled redactor (for the benchmark).
 #[derive(Debug, Clone)]
@@ -78,7 +73,7 @@ pub struct Stats {
     pub patterns: usize,
     /// Trie states (one per distinct prefix of a pattern).
     pub states: usize,
-    /// "dfa" or "nfa".
+    /// "dfa", "gated dfa+sorted", "nfa" or "none".
     pub engine: &'static str,
     /// Heap bytes of the automaton.
     pub memory: usize,
@@ -94,7 +89,7 @@ pub struct Redactor {
     /// The forms to compile, taken (and wiped) when the automaton is built.
     patterns: Mutex<Vec<Zeroizing<Vec<u8>>>>,
     /// `None` once built when there is nothing to mask (no values, or all too short).
-    engine: OnceLock<Option<Engine>>,
+    engine: OnceLock<Option<(Engine, scan::Starts)>>,
     /// For each pattern, the index of the secret (and marker) it belongs to.
     labels: Vec<u32>,
     /// `[masked:NAME]` for each secret.
@@ -116,23 +111,22 @@ impl Redactor {
     pub fn new<'a>(
         secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> (Redactor, Vec<String>) {
+        let secrets: Vec<(&str, &[u8])> = secrets.into_iter().collect();
+        let derived = all_forms(&secrets);
         let mut markers: Vec<Vec<u8>> = Vec::new();
         let mut too_short = Vec::new();
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut labels: Vec<u32> = Vec::new();
         // Copies of the forms, to dedupe; wiped below.
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        for (name, value) in secrets {
+        let mut seen: FastSet<Vec<u8>> = FastSet::default();
+        for ((name, value), forms) in secrets.iter().zip(derived) {
             if value.len() < MIN_LEN {
                 too_short.push(name.to_string());
                 continue;
             }
             let label = markers.len() as u32;
             markers.push(format!("[masked:{name}]").into_bytes());
-            for form in forms::derived_forms(value) {
-                let form = Zeroizing::new(form);
-                // The matcher never sees escape sequences, so neither may the patterns.
-                let form = Zeroizing::new(escapes::strip(&form));
+            for form in forms {
                 if form.len() >= MIN_LEN && seen.insert(form.to_vec()) {
                     patterns.push(form);
                     labels.push(label);
@@ -178,6 +172,11 @@ impl Redactor {
     }
 
     pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.compiled().map(|(engine, _)| engine)
+    }
+
+    /// The automaton and the set of pattern heads it skips by (see [`scan`]).
+    pub(crate) fn compiled(&self) -> Option<(&Engine, &scan::Starts)> {
         self.engine
             .get_or_init(|| {
                 let patterns =
@@ -185,69 +184,61 @@ impl Redactor {
                 if patterns.is_empty() {
                     return None;
                 }
-                // Byte classes: at most one per distinct byte, plus one for all the others.
-                let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
-                if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
-                    return Some(Engine::Dfa(
-                        DFA::builder()
-                            .match_kind(MatchKind::Standard)
-                            .start_kind(StartKind::Unanchored)
-                            .prefilter(false)
-                            .byte_classes(true)
-                            .build(patterns.iter().map(|p| p.as_slice()))
-                            .expect("a DFA under DFA_MAX_BYTES always builds"),
-                    ));
-                }
-                let full = contiguous::NFA::builder()
+                let starts = scan::Starts::new(patterns.iter().map(|p| p.as_slice()));
+                Some((self.build(patterns), starts))
+            })
+            .as_ref()
+            .map(|(engine, starts)| (engine, starts))
+    }
+
+    /// The automaton for `patterns`: a DFA, a gated DFA or an NFA, by size.
+    fn build(&self, patterns: Vec<Zeroizing<Vec<u8>>>) -> Engine {
+        // Byte classes: at most one per distinct byte, plus one for all the others.
+        let dfa_bytes = self.states * (self.distinct_bytes + 1) * 4;
+        if self.force_gate.is_none() && dfa_bytes <= self.dfa_max {
+            return Engine::Dfa(
+                DFA::builder()
                     .match_kind(MatchKind::Standard)
+                    .start_kind(StartKind::Unanchored)
                     .prefilter(false)
                     .byte_classes(true)
                     .build(patterns.iter().map(|p| p.as_slice()))
-                    .expect("an NFA over the forms of at most a few thousand secrets builds");
-                let k = self.force_gate.or_else(|| {
-                    HEAD_LENGTHS.into_iter().find(|&k| {
-                        let (states, distinct) =
-                            trie_size(patterns.iter().map(|p| &p[..p.len().min(k)]));
-                        states * (distinct + 1) * 4 <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)
-                    })
-                });
-                Some(match k {
-                    Some(k) => self.gated(&patterns, full, k),
-                    None => Engine::Nfa(full),
-                })
-            })
-            .as_ref()
+                    .expect("a DFA under DFA_MAX_BYTES always builds"),
+            );
+        }
+        let k = self.force_gate.or_else(|| {
+            let (states, distinct) =
+                trie_size(patterns.iter().map(|p| &p[..p.len().min(HEAD_LEN)]));
+            let bytes = states * (distinct + 1) * 4;
+            (bytes <= self.dfa_max.min(HEAD_DFA_MAX_BYTES)).then_some(HEAD_LEN)
+        });
+        if let Some(k) = k {
+            return self.gated(&patterns, k);
+        }
+        Engine::Nfa(
+            contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .byte_classes(true)
+                .build(patterns.iter().map(|p| p.as_slice()))
+                .expect("an NFA over the forms of at most a few thousand secrets builds"),
+        )
     }
 
-    /// A DFA of the first `k` bytes of each pattern in front of the full NFA.
-    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], full: contiguous::NFA, k: usize) -> Engine {
-        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-        let mut heads: Vec<Head> = Vec::new();
-        for (id, p) in patterns.iter().enumerate() {
-            let head = &p[..p.len().min(k)];
-            let at = *index.entry(head.to_vec()).or_insert_with(|| {
-                heads.push(Head::default());
-                heads.len() - 1
-            });
-            if p.len() <= k {
-                heads[at].complete = Some((self.labels[id], p.len() as u32));
-            } else {
-                heads[at].head = true;
-            }
-        }
-        let mut keys: Vec<(Vec<u8>, usize)> = index.drain().collect();
-        keys.sort_unstable_by_key(|(_, at)| *at);
+    /// A DFA of the first `k` bytes of each pattern in front of the sorted patterns.
+    fn gated(&self, patterns: &[Zeroizing<Vec<u8>>], k: usize) -> Engine {
+        let (gate, mut keys) = Gate::new(patterns, &self.labels, k);
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .start_kind(StartKind::Unanchored)
             .prefilter(false)
             .byte_classes(true)
-            .build(keys.iter().map(|(h, _)| h.as_slice()))
+            .build(&keys)
             .expect("a DFA of heads under the bound always builds");
-        for (mut key, _) in keys {
-            zeroize::Zeroize::zeroize(&mut key);
+        for key in &mut keys {
+            zeroize::Zeroize::zeroize(key);
         }
-        Engine::Gated(dfa, Box::new(Gate { full, heads, k }))
+        Engine::Gated(dfa, Box::new(gate))
     }
 
     /// Figures about the compiled automaton (compiles it).
@@ -255,9 +246,7 @@ impl Redactor {
         let (engine, memory) = match self.engine() {
             None => ("none", 0),
             Some(Engine::Dfa(a)) => ("dfa", a.memory_usage()),
-            Some(Engine::Gated(a, g)) => {
-                ("gated dfa+nfa", a.memory_usage() + g.full.memory_usage())
-            }
+            Some(Engine::Gated(a, g)) => ("gated dfa+sorted", a.memory_usage() + g.memory_usage()),
             Some(Engine::Nfa(a)) => ("nfa", a.memory_usage()),
         };
         Stats {
@@ -304,6 +293,63 @@ impl Redactor {
         let mut w = self.writer(Vec::new());
         w.write_all(input).expect("writing to a Vec cannot fail");
         w.finish().expect("writing to a Vec cannot fail")
+    }
+}
+
+/// The forms of each value (none for one too short), without escape sequences (the matcher
+/// never sees them, so neither may the patterns). Deriving them is half the redactor's build
+/// time, so many secrets are split between this thread and another.
+fn all_forms(secrets: &[(&str, &[u8])]) -> Vec<Vec<Zeroizing<Vec<u8>>>> {
+    let forms_of = |&(_, value): &(&str, &[u8])| -> Vec<Zeroizing<Vec<u8>>> {
+        if value.len() < MIN_LEN {
+            return Vec::new();
+        }
+        let forms = forms::derived_forms(value).into_iter().map(Zeroizing::new);
+        forms
+            .map(|form| Zeroizing::new(escapes::strip(&form)))
+            .collect()
+    };
+    if secrets.len() < 16 {
+        return secrets.iter().map(forms_of).collect();
+    }
+    let (first, second) = secrets.split_at(secrets.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("forms".into())
+            .spawn_scoped(scope, || second.iter().map(forms_of).collect::<Vec<_>>());
+        let mut all: Vec<_> = first.iter().map(forms_of).collect();
+        match other {
+            Ok(other) => match other.join() {
+                Ok(rest) => all.extend(rest),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No second thread: this one does the rest.
+            Err(_) => all.extend(second.iter().map(forms_of)),
+        }
+        all
+    })
+}
+
+/// A set hashed eight bytes at a time. The sets here dedupe the forms of the spec's own
+/// secrets, a few dozen per secret, where SipHash's resistance to crafted keys buys nothing
+/// and hashing every form byte by byte cost a tenth of the redactor's build time.
+pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<WordHasher>>;
+
+/// A multiply-rotate hash over 8-byte words (FxHash's).
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

@@ -10,7 +10,7 @@
 //! value and of its trimmed form) is embedded through `Embed::Form`, values coloured with
 //! terminal escapes through `Embed::Coloured`; all three automata (DFA, NFA, gated) are checked, and
 //! one stream written from two sides in random interleaving.
-//! The gated automaton (a DFA of pattern heads in front of the NFA) is checked too.
+//! The gated automaton (a DFA of pattern heads in front of the sorted patterns) is checked too.
 
 use std::cell::RefCell;
 use std::io::Write;
