@@ -209,7 +209,7 @@ pub enum Error {
     /// deletes) a file it did not create (73).
     #[error(
         "{name}: {} already exists; stepsecret writes only files it creates (remove it, or choose another path)",
-        .path.display()
+        shown(.path)
     )]
     Exists { name: String, path: PathBuf },
     /// A signal arrived before the command started; nothing was run.
@@ -420,7 +420,7 @@ pub enum SpecError {
     /// A template that does not parse, uses a filter, test or function that does not exist,
     /// names a variable the spec does not resolve, or fails to render. `path` is the
     /// template file.
-    #[error("{}{}: {message}", .path.display(), line_suffix(*.line))]
+    #[error("{}{}: {message}", shown(.path), line_suffix(*.line))]
     Template {
         path: PathBuf,
         line: Option<usize>,
@@ -433,6 +433,11 @@ pub enum SpecError {
         line: usize,
         reason: String,
     },
+}
+
+/// A path from the spec in a one-line message: control characters escaped.
+fn shown(path: &std::path::Path) -> String {
+    escape_controls(&path.display().to_string())
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -597,7 +602,7 @@ pub enum EntryError {
     #[error("{name} is already defined at {first}; each name may appear once")]
     Duplicate { name: String, first: Origin },
     /// A `[templates]` entry whose template file cannot be read (missing, not UTF-8).
-    #[error("{name}: cannot read template {}: {reason}", .path.display())]
+    #[error("{name}: cannot read template {}: {reason}", shown(.path))]
     TemplateUnreadable {
         name: String,
         path: PathBuf,
@@ -611,7 +616,7 @@ pub enum EntryError {
         reason: &'static str,
     },
     /// Two entries writing the same file; `first` is where the path was first given.
-    #[error("{name}: {} is also written by the entry at {first}; give each file its own path", .path.display())]
+    #[error("{name}: {} is also written by the entry at {first}; give each file its own path", shown(.path))]
     SamePath {
         name: String,
         path: PathBuf,
