@@ -66,9 +66,21 @@ pub fn check(text: &str) {
     let mut expected: Vec<Expected> = Vec::new();
     // (name, reference) of each table, in the order the plan takes them.
     let env = spec.file.env.iter().map(|(n, r)| (n, r.get_ref().clone()));
-    let files = spec.file.files.iter().map(|(n, f)| (n, f.get_ref().reference.clone()));
-    let values = spec.file.values.iter().map(|(n, r)| (n, r.get_ref().clone()));
-    let expand = spec.file.expand.iter().map(|(n, r)| (n, r.get_ref().clone()));
+    let files = spec
+        .file
+        .files
+        .iter()
+        .map(|(n, f)| (n, f.get_ref().reference.clone()));
+    let values = spec
+        .file
+        .values
+        .iter()
+        .map(|(n, r)| (n, r.get_ref().clone()));
+    let expand = spec
+        .file
+        .expand
+        .iter()
+        .map(|(n, r)| (n, r.get_ref().clone()));
     let tables: [(Vec<_>, Target, bool); 4] = [
         (env.collect(), Target::Env, false),
         (files.collect(), Target::File, false),
