@@ -192,6 +192,22 @@ fn print_text(
     if !public.is_empty() {
         println!("public (set, never masked): {}", public.join(", "));
     }
+    print_files(plan);
+    if let Some(spec) = &plan.spec_path {
+        println!("spec: {}", spec.display());
+    }
+    if failures.is_empty() {
+        println!("{} secret(s) ok", rows.len());
+    } else {
+        for failure in failures {
+            eprintln!("stepsecret: {failure}");
+        }
+        println!("{} of {} failed", failures.len(), rows.len());
+    }
+}
+
+/// One line per file at a chosen path and per template (and the template's file).
+fn print_files(plan: &Plan) {
     for file in files(plan) {
         let exists = if file.exists {
             " (exists: run refuses to overwrite it)"
@@ -212,17 +228,6 @@ fn print_text(
         if let Some(template) = &file.template {
             println!("  template: {template}");
         }
-    }
-    if let Some(spec) = &plan.spec_path {
-        println!("spec: {}", spec.display());
-    }
-    if failures.is_empty() {
-        println!("{} secret(s) ok", rows.len());
-    } else {
-        for failure in failures {
-            eprintln!("stepsecret: {failure}");
-        }
-        println!("{} of {} failed", failures.len(), rows.len());
     }
 }
 
