@@ -1,10 +1,10 @@
 //! `[templates]`: config files rendered from the run's secrets (`.npmrc`, a docker
 //! `config.json`, a kubeconfig) with Jinja syntax, through minijinja.
 //!
-//! A template is checked twice. While the plan is built ([`Template::load`]): it must parse,
-//! use only the filters listed in [`FILTERS`] (no tests, functions or includes), and name
-//! only variables the spec resolves; each mistake is a spec error naming the template file
-//! and line, before anything is fetched. When it is rendered ([`Template::render`]): undefined
+//! A template is checked twice. While the plan is built ([`Template::check`]): it must parse
+//! and use only the filters listed in [`FILTERS`] (no tests, functions or includes), and the
+//! plan checks that the variables it reads ([`Template::variables`]) are the spec's; each
+//! mistake is a spec error naming the template file and line, before anything is fetched. When it is rendered ([`Template::render`]): undefined
 //! values are errors (strict mode), so a name an expansion did not produce fails the run
 //! before the command starts.
 //!
@@ -62,7 +62,7 @@ pub struct Rendered {
 }
 
 impl Template {
-    /// Reads `path` (a UTF-8 file) and checks its syntax and filters.
+    /// Reads `path` (a UTF-8 file); [`Template::check`] then checks it.
     pub fn load(path: &Path) -> Result<Template, std::io::Error> {
         let source = std::fs::read_to_string(path)?;
         Ok(Template {
