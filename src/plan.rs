@@ -1,8 +1,8 @@
 //! The validated plan (stage two): every variable named once, with a valid name and a parsed
 //! reference, before anything is fetched.
 //!
-//! Entries come from the spec's [env], [files], [values] and [expand] tables, from `-s` /
-//! `--file` flags, and from STEPSECRET_SECRETS; templates from [templates]. Mistakes in flags
+//! Entries come from the spec's `[env]`, `[files]`, `[values]` and `[expand]` tables, from `-s` /
+//! `--file` flags, and from STEPSECRET_SECRETS; templates from `[templates]`. Mistakes in flags
 //! are usage errors (exit 64); mistakes in the spec or STEPSECRET_SECRETS are spec errors
 //! (exit 78). Both name where the entry came from. Templates are read and checked here too, and
 //! fixed file paths resolved, so that none of these mistakes is found after fetching.
