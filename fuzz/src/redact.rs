@@ -260,7 +260,10 @@ fn render(
                 let secret = pick(i);
                 let pad = [b" ".as_slice(), b"\t", b"\n", b"  \n"][usize::from(*pad) % 4];
                 input.extend_from_slice(pad);
-                whole(&mut input, secret);
+                // The secret starts after the pad (`whole` would record the piece's start).
+                let start = input.len();
+                input.extend_from_slice(secret);
+                cores.push((start, input.len()));
                 input.extend_from_slice(pad);
             }
         }
