@@ -77,11 +77,7 @@ fn public_names(
         }
     }
     for (name, from) in &public {
-        let set = entries.iter().any(|e| match &e.expand {
-            None => e.name == *name,
-            Some(prefix) => name.starts_with(prefix.as_str()),
-        });
-        if !set {
+        if !may_set(entries, name) {
             return Err(SpecError::PublicUnknown {
                 name: name.clone(),
                 from: from.clone(),
@@ -90,6 +86,15 @@ fn public_names(
         }
     }
     Ok(public)
+}
+
+/// Whether one of `entries` sets `name`, or (for an expansion, whose keys are known only once
+/// it ran) may set it.
+fn may_set(entries: &[Entry], name: &str) -> bool {
+    entries.iter().any(|e| match &e.expand {
+        None => e.name == name,
+        Some(prefix) => name.starts_with(prefix.as_str()),
+    })
 }
 
 /// One variable (or, for an expansion, one family of variables) to resolve.
@@ -158,18 +163,15 @@ impl Plan {
         };
         let mut raw: Vec<RawEntry> = Vec::new();
         if let Some(spec) = &spec {
-            let plain = |table: &'_ BTreeMap<Spanned<String>, Spanned<String>>, target, expand| {
-                let table = table.iter().map(|(n, r)| (n, r.get_ref(), None));
-                spec_entries(spec, table, target, expand).collect::<Vec<_>>()
-            };
             let files = spec.file.files.iter().map(|(name, file)| {
                 let FileSpec { reference, path } = file.get_ref();
                 (name, reference, path.as_ref())
             });
-            raw.extend(plain(&spec.file.env, Target::Env, false));
+            let f = &spec.file;
+            raw.extend(spec_entries(spec, plain(&f.env), Target::Env, false));
             raw.extend(spec_entries(spec, files, Target::File, false));
-            raw.extend(plain(&spec.file.values, Target::Value, false));
-            raw.extend(plain(&spec.file.expand, Target::Env, true));
+            raw.extend(spec_entries(spec, plain(&f.values), Target::Value, false));
+            raw.extend(spec_entries(spec, plain(&f.expand), Target::Env, true));
         }
         for (flags, target, origin) in [
             (&args.secret, Target::Env, Origin::SecretFlag),
@@ -291,6 +293,11 @@ impl Plan {
         })
     }
 
+    /// The files at paths the spec chose, with the variable each belongs to.
+    pub fn chosen_paths(&self) -> impl Iterator<Item = (&str, &Path)> {
+        chosen_paths(&self.entries, &self.templates).map(|(name, path, _)| (name, path))
+    }
+
     /// The backends this plan uses, each once.
     pub fn backends(&self) -> Vec<Backend> {
         let mut backends: Vec<Backend> =
@@ -327,6 +334,15 @@ fn spec_entries<'a>(
         path: path.cloned(),
         origin: spec_origin(spec, name),
     })
+}
+
+/// A `NAME = "REF"` table as (name, reference, no path).
+fn plain(
+    table: &BTreeMap<Spanned<String>, Spanned<String>>,
+) -> impl Iterator<Item = (&Spanned<String>, &String, Option<&String>)> {
+    table
+        .iter()
+        .map(|(name, reference)| (name, reference.get_ref(), None))
 }
 
 fn spec_origin(spec: &Spec, name: &Spanned<String>) -> Origin {
@@ -381,11 +397,7 @@ fn templates(
             })?
             .check()?;
         for (variable, line) in template.variables() {
-            let known = entries.iter().any(|e| match &e.expand {
-                None => e.name == *variable,
-                Some(prefix) => variable.starts_with(prefix.as_str()),
-            });
-            if !known {
+            if !may_set(entries, variable) {
                 let message = format!(
                     "unknown variable `{variable}`: a template sees only the variables the spec resolves ([env], [files], [values], [expand])"
                 );
@@ -414,10 +426,11 @@ fn template_file(spec: &Spec, written: &str) -> PathBuf {
         dir if dir == Path::new(".") => PathBuf::from(written),
         dir => dir.join(written),
     };
-    if beside_spec.exists() || Path::new(written).is_absolute() || !Path::new(written).exists() {
-        beside_spec
-    } else {
+    // (An absolute `written` is the same path either way.)
+    if !beside_spec.exists() && Path::new(written).exists() {
         PathBuf::from(written)
+    } else {
+        beside_spec
     }
 }
 
@@ -472,19 +485,27 @@ impl Places {
     }
 }
 
+/// The files at paths the spec chose (`[files]`, then `[templates]`): variable, path, origin.
+fn chosen_paths<'a>(
+    entries: &'a [Entry],
+    templates: &'a [TemplateEntry],
+) -> impl Iterator<Item = (&'a str, &'a Path, &'a Origin)> {
+    let files = entries
+        .iter()
+        .filter_map(|e| Some((e.name.as_str(), e.path.as_deref()?, &e.origin)));
+    let templates = templates
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.path.as_deref()?, &t.origin)));
+    files.chain(templates)
+}
+
 /// Refuses two entries writing the same file.
 fn check_distinct(entries: &[Entry], templates: &[TemplateEntry]) -> Result<(), Error> {
     let mut seen: BTreeMap<&Path, &Origin> = BTreeMap::new();
-    let files = entries
-        .iter()
-        .filter_map(|e| Some((&e.name, e.path.as_deref()?, &e.origin)));
-    let templates = templates
-        .iter()
-        .filter_map(|t| Some((&t.name, t.path.as_deref()?, &t.origin)));
-    for (name, path, origin) in files.chain(templates) {
+    for (name, path, origin) in chosen_paths(entries, templates) {
         if let Some(first) = seen.insert(path, origin) {
             return Err(origin.error(EntryError::SamePath {
-                name: name.clone(),
+                name: name.to_string(),
                 path: path.to_path_buf(),
                 first: first.clone(),
             }));

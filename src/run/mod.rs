@@ -100,7 +100,7 @@ impl<'e> Session<'e> {
         if plan.entries.is_empty() && plan.templates.is_empty() && args.bundle.is_none() {
             return Err(UsageError::NothingToResolve.into());
         }
-        secret_files::refuse_existing(chosen_paths(&plan))?;
+        secret_files::refuse_existing(plan.chosen_paths())?;
         self.phase("plan", started);
         let signals = self.signals.insert(
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?,
@@ -324,19 +324,6 @@ fn secrets<'a>(
                 .map(|v| (v.name.as_str(), v.target, v.value.expose_secret())),
         )
         .collect())
-}
-
-/// The paths the spec chose, with the variable each belongs to.
-fn chosen_paths(plan: &Plan) -> impl Iterator<Item = (&str, &Path)> {
-    let files = plan
-        .entries
-        .iter()
-        .filter_map(|e| Some((e.name.as_str(), e.path.as_deref()?)));
-    let templates = plan
-        .templates
-        .iter()
-        .filter_map(|t| Some((t.name.as_str(), t.path.as_deref()?)));
-    files.chain(templates)
 }
 
 /// One file for the command: a file secret or a rendered template.

@@ -50,17 +50,23 @@ impl SecretDir {
     /// Writes one secret to a new 0600 file named after its variable; returns the path.
     pub(crate) fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
         let path = self.dir.path().join(name);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
+        let mut file = create_private(&path)
             .and_then(|mut f| f.write_all(value).map(|()| f))
             .map_err(|e| Error::os(format!("cannot write the file for {name}"), e))?;
         file.flush()
             .map_err(|e| Error::os(format!("cannot write the file for {name}"), e))?;
         Ok(path)
     }
+}
+
+/// A new file, 0600 (before the umask), failing if anything exists at `path`: `O_EXCL`, which
+/// also refuses a symlink there.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Fails, naming the first, if a path the run would write exists (a dangling symlink
@@ -147,18 +153,13 @@ impl Placed {
                 self.created.push(created);
             }
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Error::Exists {
-                    name: name.to_string(),
-                    path: path.to_path_buf(),
-                },
-                _ => failed(e),
-            })?;
+        let mut file = create_private(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Exists {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+            },
+            _ => failed(e),
+        })?;
         let created = Created::of(path, false).map_err(failed)?;
         watch(&created);
         self.created.push(created);
